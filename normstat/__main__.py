@@ -1,0 +1,3 @@
+from normstat.cli import main
+
+main()

@@ -1,0 +1,466 @@
+"""The verbs: compute, apply, check. They wire sources → executor → reducers → manifest and print
+nothing; progress is reported through an optional callback ``progress(phase, done, total)``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from . import __version__
+from .decode import Probe, Skipped
+from .errors import InputError, ManifestError, OutputError
+from .executors import chunked, make_executor
+from .fingerprint import Fingerprints, sha256_file
+from .leakage import LeakReport, exact_leaks, root_overlaps
+from .manifest import SCHEMA, Stats, atomic_write_bytes
+from .modes import MODES, Mode, get_mode
+from .normalize import SCALES, Normalizer, WriteTask, apply_chunk, output_path, remove_stale_temps
+from .pipeline import ImageRecord, fingerprint_chunk, probe_chunk, reduce_chunk
+from .reduce import (
+    PERCENTILES,
+    CompensatedSum,
+    FloatMoments,
+    IntMoments,
+    percentiles_from_histogram,
+)
+from .sources import SourceFile, discover, expand_sources
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGENET",
+    "ApplyResult",
+    "Progress",
+    "apply",
+    "check",
+    "compute",
+    "discover_images",
+]
+
+Progress = Callable[[str, int, int], None]
+DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 178_956_970
+_MODE_PREFERENCE = ("RGB", "L", "RGBA", "LA", "RGB;16", "I;16", "F")
+
+
+def _as_list(srcs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+    if isinstance(srcs, str | os.PathLike):
+        return [os.fspath(srcs)]
+    return [os.fspath(s) for s in srcs]
+
+
+def _tick(progress: Progress | None, phase: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(phase, done, total)
+
+
+def discover_images(
+    srcs: list[str],
+    executor: Any,
+    *,
+    max_pixels: int | None,
+    keep_alpha: bool,
+    progress: Progress | None = None,
+) -> tuple[list[tuple[SourceFile, Probe]], list[tuple[int, Skipped]], int]:
+    """Files of ``srcs`` whose content is an image, with their header probe; unreadable files
+    named like images are returned as skipped (with their position in the file order)."""
+    files = discover(srcs)
+    if not files:
+        raise InputError(", ".join(srcs), "no files found")
+    chunks = chunked(files, executor.workers)
+    tasks = [([f.path for f in c], max_pixels, keep_alpha) for c in chunks]
+    images: list[tuple[SourceFile, Probe]] = []
+    skipped: list[tuple[int, Skipped]] = []
+    index = done = 0
+    for chunk, results in zip(chunks, executor.map(probe_chunk, tasks), strict=True):
+        for f, res in zip(chunk, results, strict=True):
+            if isinstance(res, Probe):
+                images.append((f, res))
+            elif isinstance(res, Skipped):
+                skipped.append((index, res))
+            index += 1
+        done += len(chunk)
+        _tick(progress, "scan", done, len(files))
+    if not images and not skipped:
+        raise InputError(", ".join(srcs), "no images found")
+    return images, skipped, len(files)
+
+
+def _decide_mode(probes: list[Probe], requested: str | None) -> Mode:
+    if requested:
+        return get_mode(requested)
+    counts = Counter(p.canonical for p in probes)
+    best = max(counts.values())
+    return MODES[next(m for m in _MODE_PREFERENCE if counts.get(m) == best)]
+
+
+def compute(
+    srcs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    workers: int | None = None,
+    mode: str | None = None,
+    alpha: str = "drop",
+    strict: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+) -> Stats:
+    """Statistics of every image under ``srcs``, in one streaming pass (after a header scan).
+
+    ``mode`` forces the dataset mode (default: the most common); ``alpha="keep"`` keeps alpha
+    channels; ``strict`` raises InputError on the first image that cannot contribute.
+    """
+    paths = _as_list(srcs)
+    if alpha not in ("drop", "keep"):
+        raise ValueError("alpha must be 'drop' or 'keep'")
+    with make_executor(workers) as ex:
+        images, skipped, _ = discover_images(
+            paths, ex, max_pixels=max_pixels, keep_alpha=alpha == "keep", progress=progress
+        )
+        if strict and skipped:
+            raise InputError(skipped[0][1].path, skipped[0][1].reason)
+        if not images:
+            raise InputError(", ".join(paths), "no readable images found")
+        target = _decide_mode([p for _, p in images], mode)
+        acc = _Accumulator(target)
+        chunks = chunked(images, ex.workers)
+        tasks = [([f.path for f, _ in c], target.name, max_pixels) for c in chunks]
+        done = 0
+        for chunk, result in zip(chunks, ex.map(reduce_chunk, tasks), strict=True):
+            for (f, _), outcome in zip(chunk, result.outcomes, strict=True):
+                if isinstance(outcome, Skipped):
+                    if strict:
+                        raise InputError(outcome.path, outcome.reason)
+                    acc.skipped.append(outcome)
+                else:
+                    acc.add(f, outcome)
+            if result.hist is not None and acc.hist is not None:
+                acc.hist += result.hist
+            done += len(chunk)
+            _tick(progress, "compute", done, len(images))
+    if acc.images == 0:
+        reason = acc.skipped[0].reason if acc.skipped else "no images"
+        raise InputError(", ".join(paths), f"no image could be read (first reason: {reason})")
+    probe_skips = [s for _, s in skipped]
+    options = {"mode": mode or "auto", "alpha": alpha, "strict": strict, "max_pixels": max_pixels}
+    return acc.finish(sorted(probe_skips + acc.skipped, key=lambda s: s.path), options)
+
+
+class _Accumulator:
+    """Merges per-image records in file order (hence identical results for any worker count)."""
+
+    def __init__(self, mode: Mode) -> None:
+        self.mode = mode
+        n = len(mode.channels)
+        self.moments: list[Any] = [
+            IntMoments() if mode.integer else FloatMoments() for _ in range(n)
+        ]
+        self.std_sums = [CompensatedSum() for _ in range(n)]
+        self.hist = np.zeros((n, mode.bins), dtype=np.int64) if mode.integer else None
+        self.natives: Counter[str] = Counter()
+        self.skipped: list[Skipped] = []
+        self.images = 0
+        self.roots: dict[str, int] = {}
+        self.files: list[tuple[str, str]] = []  # (abs root, rel)
+        self.hashes: list[bytes] = []
+        self.dhashes: list[int] = []
+        self.sizes: list[tuple[int, int]] = []
+
+    def add(self, f: SourceFile, rec: ImageRecord) -> None:
+        for c, m in enumerate(rec.moments):
+            self.moments[c] = self.moments[c].merge(m)
+            self.std_sums[c].add(m.std)
+        self.natives[rec.native] += 1
+        self.images += 1
+        self.files.append((os.path.abspath(f.root), f.rel))
+        self.hashes.append(rec.pixel_hash)
+        self.dhashes.append(rec.dhash)
+        self.sizes.append((rec.height, rec.width))
+
+    def _fingerprints(self) -> Fingerprints:
+        roots = sorted({root for root, _ in self.files})
+        index = {r: i for i, r in enumerate(roots)}
+        n = len(self.files)
+        return Fingerprints(
+            roots=roots,
+            root=np.array([index[r] for r, _ in self.files], dtype=np.uint32),
+            paths=[rel for _, rel in self.files],
+            pixel_hash=np.frombuffer(b"".join(self.hashes), dtype=np.uint8).reshape(n, 16),
+            dhash=np.array(self.dhashes, dtype=np.uint64),
+            height=np.array([h for h, _ in self.sizes], dtype=np.uint32),
+            width=np.array([w for _, w in self.sizes], dtype=np.uint32),
+        )
+
+    def finish(self, skipped: list[Skipped], options: dict[str, Any]) -> Stats:
+        mode, n = self.mode, self.images
+        scale = mode.max_value
+        per_image = [s.value / n for s in self.std_sums]
+        raw: dict[str, Any] = {
+            "mean": [m.mean for m in self.moments],
+            "var": [m.var for m in self.moments],
+            "std": [m.std for m in self.moments],
+            "std_per_image_mean": per_image,
+        }
+        if mode.integer:
+            assert self.hist is not None
+            mean = [float(Fraction(m.total, m.count) / Fraction(scale)) for m in self.moments]
+            std = [math.sqrt(float(m.var_fraction() / Fraction(scale) ** 2)) for m in self.moments]
+            lo = [int(np.flatnonzero(h)[0]) for h in self.hist]
+            hi = [int(np.flatnonzero(h)[-1]) for h in self.hist]
+            pct = [percentiles_from_histogram(h) for h in self.hist]
+            raw["percentiles"] = {f"{q:g}": [p[i] for p in pct] for i, q in enumerate(PERCENTILES)}
+            state: dict[str, Any] = {
+                "kind": "exact-int",
+                "count": self.moments[0].count,
+                "sum": [m.total for m in self.moments],
+                "sum_sq": [m.total_sq for m in self.moments],
+            }
+        else:
+            mean, std = raw["mean"], raw["std"]
+            lo = [m.lo for m in self.moments]
+            hi = [m.hi for m in self.moments]
+            state = {
+                "kind": "float",
+                "count": self.moments[0].count,
+                "shift": [m.shift for m in self.moments],
+                "mean_offset": [m.mean_offset for m in self.moments],
+                "m2": [m.m2 for m in self.moments],
+            }
+        state["std_per_image_sum"] = [s.value for s in self.std_sums]
+        raw["min"], raw["max"] = lo, hi
+        fp = self._fingerprints()
+        digest = hashlib.sha256()
+        for rel, h in zip(fp.paths, self.hashes, strict=True):
+            digest.update(f"{rel}\t{h.hex()}\n".encode())
+        data: dict[str, Any] = {
+            "schema": SCHEMA,
+            "tool": f"normstat {__version__}",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "options": options,
+            "sources": fp.roots,
+            "mode": mode.name,
+            "channels": list(mode.channels),
+            "dtype": mode.dtype,
+            "max_value": mode.max_value,
+            "images": n,
+            "pixels": self.moments[0].count,
+            "mean": mean,
+            "std": std,
+            "std_per_image_mean": [s / scale for s in per_image],
+            "min": [v / scale for v in lo],
+            "max": [v / scale for v in hi],
+            "raw": raw,
+            "modes": dict(sorted(self.natives.items())),
+            "converted": {k: v for k, v in sorted(self.natives.items()) if k != mode.name},
+            "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
+            "files": {"count": n, "sha256": digest.hexdigest()},
+            "state": state,
+            "sidecar": None,
+        }
+        return Stats(data, fp, self.hist)
+
+
+IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+@dataclass
+class ApplyResult:
+    """What ``apply`` did: files written now, kept from an earlier run, and skipped (why)."""
+
+    out_dir: str
+    written: int = 0
+    kept: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def _resolve_stats(stats: Stats | str | os.PathLike[str]) -> tuple[Stats | None, dict[str, Any]]:
+    """A loaded manifest (or the ImageNet preset) and its identity for the provenance file."""
+    if isinstance(stats, Stats):
+        ident = {"path": stats.path or "", "sha256": sha256_file(stats.path) if stats.path else ""}
+        return stats, ident
+    if os.fspath(stats) == "imagenet":
+        return None, {"preset": "imagenet", **IMAGENET}
+    path = os.fspath(stats)
+    loaded = Stats.load(path, with_fingerprints=False)
+    return loaded, {"path": os.path.abspath(path), "sha256": sha256_file(path)}
+
+
+def _check_out_dir(out_dir: str, srcs: list[str]) -> None:
+    real_out = os.path.realpath(out_dir)
+    for src in srcs:
+        for item in expand_sources(src):
+            if os.path.isdir(item):
+                root = os.path.realpath(item)
+                if real_out == root or real_out.startswith(root.rstrip(os.sep) + os.sep):
+                    raise OutputError(out_dir, f"output folder lies inside the source {item}")
+
+
+def apply(
+    srcs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    stats: Stats | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    scale: str = "standard",
+    std: str = "pooled",
+    dtype: str = "float32",
+    layout: str = "chw",
+    overwrite: bool = False,
+    strict: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+) -> ApplyResult:
+    """Write every image of ``srcs`` as a normalized array ``OUT_DIR/<rel path>.npy``.
+
+    ``stats`` is a manifest path, a loaded ``Stats`` or ``"imagenet"``. Existing outputs are kept
+    (resume) unless ``overwrite``; output is refused inside a source folder, and over output
+    made from other statistics or options.
+    """
+    paths, out = _as_list(srcs), os.fspath(out_dir)
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}")
+    if std not in ("pooled", "per-image-mean") or dtype not in ("float32", "float16"):
+        raise ValueError("std must be pooled|per-image-mean and dtype float32|float16")
+    if layout not in ("chw", "hwc"):
+        raise ValueError("layout must be chw or hwc")
+    loaded, ident = _resolve_stats(stats)
+    if loaded is None:
+        mode, mean, sd = MODES["RGB"], IMAGENET["mean"], IMAGENET["std"]
+    else:
+        try:
+            mode = get_mode(loaded.mode)
+        except ValueError as exc:
+            raise ManifestError(loaded.path, str(exc)) from None
+        if len(loaded.channels) != len(mode.channels):
+            raise ManifestError(
+                loaded.path, f"{len(loaded.channels)} channels for mode {mode.name}"
+            )
+        mean = loaded.mean
+        sd = loaded.std if std == "pooled" else list(loaded.data["std_per_image_mean"])
+    if scale == "standard":
+        for name, s in zip(mode.channels, sd, strict=True):
+            if not s > 0:
+                raise ManifestError(ident.get("path", "imagenet"), f"std of channel {name} is 0")
+    _check_out_dir(out, paths)
+    options = {"scale": scale, "std": std, "dtype": dtype, "layout": layout, "mode": mode.name}
+    provenance = {
+        "schema": "normstat/apply@1",
+        "tool": f"normstat {__version__}",
+        "stats": ident,
+        "options": options,
+    }
+    prov_path = os.path.join(out, "normstat-apply.json")
+    if os.path.exists(prov_path) and not overwrite:
+        try:
+            with open(prov_path, encoding="utf-8") as fh:
+                before = json.load(fh)
+        except (OSError, ValueError):
+            before = {}
+        same_stats = {k: v for k, v in before.get("stats", {}).items() if k != "path"} == {
+            k: v for k, v in ident.items() if k != "path"
+        }
+        if not same_stats or before.get("options") != options:
+            raise OutputError(
+                out, "holds output made with other statistics or options; use --overwrite"
+            )
+    elif os.path.isdir(out) and any(os.scandir(out)) and not overwrite:
+        raise OutputError(out, "is not empty and holds no normstat output; use --overwrite")
+
+    normalizer = Normalizer(scale, mode.max_value, tuple(mean), tuple(sd), dtype, layout)
+    result = ApplyResult(out)
+    with make_executor(workers) as ex:
+        images, skipped, _ = discover_images(
+            paths, ex, max_pixels=max_pixels, keep_alpha=mode.alpha, progress=progress
+        )
+        if strict and skipped:
+            raise InputError(skipped[0][1].path, skipped[0][1].reason)
+        for f, p in images:  # refuse before anything is written
+            if p.canonical == "F" and mode.integer:
+                raise InputError(
+                    f.path, f"a float (mode F) image cannot be converted to {mode.name}"
+                )
+        seen: dict[str, str] = {}
+        for f, _ in images:
+            if f.rel in seen:
+                raise InputError(f.path, f"has the same relative path as {seen[f.rel]}")
+            seen[f.rel] = f.path
+        os.makedirs(out, exist_ok=True)
+        remove_stale_temps(out)
+        atomic_write_bytes(prov_path, (json.dumps(provenance, indent=2) + "\n").encode())
+        result.skipped.extend(s for _, s in skipped)
+        chunks = chunked(images, ex.workers)
+        tasks = [
+            WriteTask(
+                [(f.path, output_path(out, f.rel)) for f, _ in c],
+                mode.name,
+                normalizer,
+                overwrite,
+                max_pixels,
+            )
+            for c in chunks
+        ]
+        done = 0
+        for chunk, outcomes in zip(chunks, ex.map(apply_chunk, tasks), strict=True):
+            for outcome in outcomes:
+                if outcome == "written":
+                    result.written += 1
+                elif outcome == "kept":
+                    result.kept += 1
+                else:
+                    assert isinstance(outcome, Skipped)
+                    if strict:
+                        raise InputError(outcome.path, outcome.reason)
+                    result.skipped.append(outcome)
+            done += len(chunk)
+            _tick(progress, "apply", done, len(images))
+    result.skipped.sort(key=lambda s: s.path)
+    return result
+
+
+def check(
+    test_srcs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    stats: Stats | str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+) -> LeakReport:
+    """Find test images that were among the statistics' contributors (same decoded pixels)."""
+    paths = _as_list(test_srcs)
+    loaded = stats if isinstance(stats, Stats) else Stats.load(os.fspath(stats))
+    if loaded.fingerprints is None:
+        raise ManifestError(loaded.path, "manifest has no fingerprints to check against")
+    mode = get_mode(loaded.mode)
+    report = LeakReport([], 0, manifest=loaded.path or "")
+    report.warnings = root_overlaps(list(loaded.data.get("sources", [])), paths)
+    tests: list[tuple[str, bytes]] = []
+    with make_executor(workers) as ex:
+        images, skipped, _ = discover_images(
+            paths, ex, max_pixels=max_pixels, keep_alpha=mode.alpha, progress=progress
+        )
+        bad = [s for _, s in skipped]
+        chunks = chunked(images, ex.workers)
+        tasks = [([f.path for f, _ in c], mode.name, max_pixels) for c in chunks]
+        done = 0
+        for chunk, prints in zip(chunks, ex.map(fingerprint_chunk, tasks), strict=True):
+            for (f, _), fp in zip(chunk, prints, strict=True):
+                if isinstance(fp, Skipped):
+                    bad.append(fp)
+                else:
+                    tests.append((f.path, fp.pixel_hash))
+            done += len(chunk)
+            _tick(progress, "check", done, len(images))
+    report.checked = len(tests)
+    report.skipped = [
+        {"path": s.path, "reason": s.reason} for s in sorted(bad, key=lambda s: s.path)
+    ]
+    report.leaked = exact_leaks(loaded.fingerprints, tests)
+    return report

@@ -1,0 +1,286 @@
+"""The command line: parse, call the API, render. The only place exit codes are decided:
+0 success, 1 leakage found (check), 2 usage or input error."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from . import __version__, api
+from .console import Reporter, leak_table, stats_table
+from .errors import DeviceError, NormstatError
+from .executors import default_workers
+from .manifest import Stats, atomic_write_bytes
+from .modes import MODES
+from .snippets import FORMATS, snippet
+
+app = typer.Typer(
+    help="Per-channel normalization statistics for image datasets, with proof of what went in.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+Quiet = typer.Option(False, "--quiet", "-q", help="No progress or warnings on stderr.")
+Debug = typer.Option(False, "--debug", help="Show a traceback on errors.")
+Workers = typer.Option(None, "--workers", "-w", min=1, help="Processes (default: all cores).")
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class Alpha(str, Enum):
+    drop = "drop"
+    keep = "keep"
+
+
+class Scale(str, Enum):
+    standard = "standard"
+    unit = "unit"
+    symmetric = "symmetric"
+    per_image = "per-image"
+
+
+class StdKind(str, Enum):
+    pooled = "pooled"
+    per_image_mean = "per-image-mean"
+
+
+class Dtype(str, Enum):
+    float32 = "float32"
+    float16 = "float16"
+
+
+class Layout(str, Enum):
+    chw = "chw"
+    hwc = "hwc"
+
+
+class ShowFormat(str, Enum):
+    text = "text"
+    json = "json"
+    torchvision = "torchvision"
+    keras = "keras"
+    albumentations = "albumentations"
+
+
+def _errors(fn: F) -> F:
+    """Turn NormstatError into ``Error: <path>: <reason>`` and exit 2 (traceback with --debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NormstatError as exc:
+            if kwargs.get("debug"):
+                raise
+            Reporter().error(str(exc))
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            Reporter().error("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _check_device(device: Device) -> None:
+    if device is Device.gpu:
+        try:
+            import cupy  # noqa: F401  # lazily: only when a GPU is asked for
+        except Exception as exc:
+            raise DeviceError("--device gpu", f"no usable CUDA device: {exc}") from None
+        raise DeviceError("--device gpu", "the GPU reduction is not available in this version")
+
+
+def _mode_option(value: str | None) -> str | None:
+    if value is not None and value not in MODES:
+        raise typer.BadParameter(f"choose from {', '.join(MODES)}")
+    return value
+
+
+@app.command()
+@_errors
+def compute(
+    srcs: list[str] = typer.Argument(
+        ..., metavar="SRC...", help="Folders (recursive), image files, or @list.txt files."
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="The stats manifest to write."),
+    workers: int | None = Workers,
+    device: Device = typer.Option(Device.auto, help="Where to reduce: auto picks cpu here."),
+    strict: bool = typer.Option(False, help="Exit 2 on the first unreadable image."),
+    mode: str | None = typer.Option(
+        None, callback=_mode_option, help=f"Dataset mode ({', '.join(MODES)}); default: majority."
+    ),
+    alpha: Alpha = typer.Option(Alpha.drop, help="Drop or keep alpha channels."),
+    max_pixels: int = typer.Option(
+        api.DEFAULT_MAX_PIXELS, help="Skip images larger than this (decompression bombs)."
+    ),
+    quiet: bool = Quiet,
+    debug: bool = Debug,
+) -> None:
+    """Compute per-channel statistics of a train split and write a manifest.
+
+    Example: normstat compute data/train -o stats.json --workers 4
+    """
+    _check_device(device)
+    rep = Reporter(quiet)
+    with rep.progress() as progress:
+        stats = api.compute(
+            srcs,
+            workers=workers,
+            mode=mode,
+            alpha=alpha.value,
+            strict=strict,
+            max_pixels=max_pixels,
+            progress=progress,
+        )
+    stats.save(str(output))
+    for s in stats.skipped[:10]:
+        rep.warn(f"skipped {s['path']}: {s['reason']}")
+    if len(stats.skipped) > 10:
+        rep.warn(f"... and {len(stats.skipped) - 10} more skipped (listed in {output})")
+    rep.out.print(stats_table(stats))
+    rep.out.print(f"Wrote {output}")
+
+
+@app.command()
+@_errors
+def apply(
+    src: list[str] = typer.Argument(..., metavar="SRC...", help="The split to normalize."),
+    stats: str = typer.Option(..., help="Stats manifest, or 'imagenet' for the ImageNet values."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the .npy arrays."),
+    workers: int | None = Workers,
+    scale: Scale = typer.Option(Scale.standard, help="(x/max-mean)/std, [0,1], [-1,1], per-image."),
+    std: StdKind = typer.Option(StdKind.pooled, help="Which std 'standard' divides by."),
+    dtype: Dtype = typer.Option(Dtype.float32, help="Output dtype."),
+    layout: Layout = typer.Option(Layout.chw, help="Array layout."),
+    overwrite: bool = typer.Option(False, help="Replace existing outputs."),
+    strict: bool = typer.Option(False, help="Exit 2 on the first unreadable image."),
+    max_pixels: int = typer.Option(api.DEFAULT_MAX_PIXELS, help="Skip larger images."),
+    quiet: bool = Quiet,
+    debug: bool = Debug,
+) -> None:
+    """Write every image of a split as a normalized float array, using train statistics.
+
+    Example: normstat apply data/val --stats stats.json -o data/val-npy
+    """
+    rep = Reporter(quiet)
+    with rep.progress() as progress:
+        result = api.apply(
+            src,
+            stats,
+            str(output),
+            workers=workers,
+            scale=scale.value,
+            std=std.value,
+            dtype=dtype.value,
+            layout=layout.value,
+            overwrite=overwrite,
+            strict=strict,
+            max_pixels=max_pixels,
+            progress=progress,
+        )
+    for s in result.skipped:
+        rep.warn(f"skipped {s.path}: {s.reason}")
+    rep.out.print(
+        f"Wrote {result.written} arrays to {result.out_dir}"
+        f" ({result.kept} already there, {len(result.skipped)} skipped)"
+    )
+
+
+@app.command()
+@_errors
+def check(
+    test_src: list[str] = typer.Argument(..., metavar="TEST_SRC...", help="The test split."),
+    stats: str = typer.Option(..., help="Stats manifest of the train split."),
+    json_out: str | None = typer.Option(
+        None, "--json", metavar="REPORT.json", help="Write the report as JSON ('-': stdout)."
+    ),
+    workers: int | None = Workers,
+    max_pixels: int = typer.Option(api.DEFAULT_MAX_PIXELS, help="Skip larger images."),
+    quiet: bool = Quiet,
+    debug: bool = Debug,
+) -> None:
+    """Exit 1 if test images were among the images the statistics came from.
+
+    Example: normstat check data/test --stats stats.json --json leaks.json
+    """
+    rep = Reporter(quiet)
+    with rep.progress() as progress:
+        report = api.check(
+            test_src, stats, workers=workers, max_pixels=max_pixels, progress=progress
+        )
+    for w in report.warnings:
+        rep.warn(w)
+    for s in report.skipped:
+        rep.warn(f"skipped {s['path']}: {s['reason']}")
+    text = json.dumps(report.to_json(), indent=2) + "\n"
+    if json_out == "-":
+        sys.stdout.write(text)
+    else:
+        if json_out:
+            atomic_write_bytes(json_out, text.encode())
+        if report.leaked:
+            rep.out.print(leak_table(report))
+        verdict = "clean" if report.clean else f"LEAKED: {len(report.leaked)}"
+        rep.out.print(f"Checked {report.checked} test images: {verdict}")
+    raise typer.Exit(0 if report.clean else 1)
+
+
+@app.command()
+@_errors
+def show(
+    manifest: str = typer.Argument(..., metavar="STATS.json", help="A stats manifest."),
+    format: ShowFormat = typer.Option(ShowFormat.text, "--format", "-f", help="Output format."),
+    quiet: bool = Quiet,
+    debug: bool = Debug,
+) -> None:
+    """Print a manifest as a table, as JSON, or as code for torchvision, Keras, albumentations.
+
+    Example: normstat show stats.json --format torchvision
+    """
+    stats = Stats.load(manifest)
+    rep = Reporter(quiet)
+    if format is ShowFormat.text:
+        rep.out.print(stats_table(stats))
+        for s in stats.skipped:
+            rep.out.print(f"skipped {s['path']}: {s['reason']}", markup=False)
+    elif format is ShowFormat.json:
+        sys.stdout.write(json.dumps(stats.data, indent=2) + "\n")
+    else:
+        sys.stdout.write(snippet(stats, format.value))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"normstat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """normstat: per-channel mean/std of image datasets, applied and checked for test leakage."""
+
+
+def main() -> None:
+    app(prog_name="normstat")
+
+
+__all__ = ["app", "default_workers", "main"]

@@ -1,0 +1,238 @@
+"""One file → pixels in the dataset's mode, or a ``Skipped`` value saying why not.
+
+Nothing here raises for a bad image: crashers, bombs, truncated files and formats Pillow would
+read with silent precision loss all come back as ``Skipped(path, reason)``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .modes import Mode
+from .sources import has_image_extension
+
+__all__ = ["Decoded", "Probe", "Skipped", "canonical_mode", "decode", "probe"]
+
+_GRAY = {"1", "L", "LA", "La", "I", "F"}
+_ALPHA = {"LA", "La", "PA", "RGBA", "RGBa"}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An image that does not contribute, and why; counted into the manifest."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the header says: Pillow's mode and the dataset mode the image maps to natively."""
+
+    native: str
+    canonical: str
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Pixels as an H×W×C array of the target mode's dtype; ``native`` is the mode on disk."""
+
+    pixels: np.ndarray
+    native: str
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        return f"decompression bomb: {str(exc).split(', could be')[0]}"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image: cannot identify image file"
+    if isinstance(exc, MemoryError):
+        return "out of memory while decoding"
+    text = str(exc).replace("\n", " ").strip() or type(exc).__name__
+    return f"unreadable: {text}"
+
+
+@contextmanager
+def _opened(path: str, max_pixels: int | None) -> Iterator[Image.Image]:
+    """Open lazily. A bomb warning is an error here, so the limit is one rule, not two; other
+    warnings (malformed tags, palette transparency) are chatter: the outcome is what counts."""
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            yield im
+
+
+def _wide(im: Image.Image) -> bool:
+    """True when Pillow would keep only the high byte of 16-bit samples (colour PNG/TIFF)."""
+    if im.mode not in ("L", "LA", "RGB", "RGBA", "P"):
+        return False
+    for tile in im.tile:
+        args = tile.args if hasattr(tile, "args") else tile[3]
+        rawmode = args if isinstance(args, str) else (args[0] if args else "")
+        if isinstance(rawmode, str) and ";16" in rawmode:
+            return True
+    return False
+
+
+def _precision_problem(im: Image.Image) -> str | None:
+    """A reason to skip when no exact reader exists for what Pillow would truncate."""
+    if _wide(im) and im.format != "PNG":
+        return f"16-bit {im.mode} {im.format}: Pillow keeps only the high byte; no exact reader"
+    if im.format == "TIFF":
+        samples = int(getattr(im, "tag_v2", {}).get(277, 1))
+        if samples > len(im.getbands()):
+            return (
+                f"TIFF has {samples} samples per pixel but Pillow reads {len(im.getbands())};"
+                " refusing a partial read"
+            )
+    return None
+
+
+def canonical_mode(native: str, wide: bool, has_alpha: bool, keep_alpha: bool) -> str:
+    """The dataset mode an image maps to without losing information (alpha only if kept)."""
+    if native == "F":
+        return "F"
+    if native == "I" or native.startswith("I;16"):
+        return "I;16"
+    gray = native in _GRAY
+    if wide:
+        return "I;16" if gray else "RGB;16"
+    alpha = keep_alpha and has_alpha
+    if gray:
+        return "LA" if alpha else "L"
+    return "RGBA" if alpha else "RGB"
+
+
+def _has_alpha(im: Image.Image) -> bool:
+    return im.mode in _ALPHA or "transparency" in im.info
+
+
+def probe(path: str, max_pixels: int | None, keep_alpha: bool) -> Probe | Skipped | None:
+    """Read the header only. ``None``: not an image and not named like one (silently ignored)."""
+    try:
+        with _opened(path, max_pixels) as im:
+            problem = _precision_problem(im)
+            if problem:
+                return Skipped(path, problem)
+            native = im.mode
+            return Probe(native, canonical_mode(native, _wide(im), _has_alpha(im), keep_alpha))
+    except UnidentifiedImageError as exc:
+        if has_image_extension(os.path.basename(path)):
+            return Skipped(path, _reason(exc))
+        return None
+    except Exception as exc:
+        return Skipped(path, _reason(exc))
+
+
+def _read_png16(path: str) -> tuple[np.ndarray, bool]:
+    """Exact 16-bit PNG samples (H×W×planes, uint16) via pypng; returns (array, has_alpha)."""
+    import png  # pypng
+
+    width, height, rows, info = png.Reader(filename=path).asDirect()
+    planes = info["planes"]
+    arr = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    return arr.reshape(height, width, planes), bool(info.get("alpha"))
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """EXIF orientation (1–8) applied to an H×W×C array, as ImageOps.exif_transpose does."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: a.transpose(1, 0, 2)[:, ::-1],
+        7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
+        8: lambda a: a.transpose(1, 0, 2)[::-1],
+    }
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(arr)) if op else arr
+
+
+def _luma16(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601-2 luma with Pillow's weights, in integers so 16-bit values stay exact."""
+    r, g, b = (rgb[..., i].astype(np.uint64) for i in range(3))
+    return ((r * 299 + g * 587 + b * 114 + 500) // 1000).astype(np.uint16)[..., None]
+
+
+def _to_target(arr: np.ndarray, src_max: float, target: Mode) -> np.ndarray:
+    """Convert an H×W×C integer/float array (colour if C ≥ 3) to ``target`` exactly or scaled."""
+    colour = arr.shape[2] >= 3
+    arr = arr[..., :3] if colour else arr[..., :1]  # alpha dropped: wide and float paths
+    if target.color and not colour:
+        arr = np.repeat(arr, 3, axis=2)
+    elif not target.color and colour:
+        arr = _luma16(arr) if arr.dtype == np.uint16 else _luma16(arr.astype(np.uint16))
+    if target.dtype == "float32":
+        return (arr.astype(np.float32) / np.float32(src_max)).astype(np.float32)
+    if src_max == target.max_value:
+        return np.ascontiguousarray(arr, dtype=target.dtype)
+    if target.max_value == 65535:  # 8 → 16 bits: v·257 maps 255 onto 65535 exactly
+        return arr.astype(np.uint16) * np.uint16(257)
+    wide = arr.astype(np.uint64)  # 16 → 8 bits, rounded
+    return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def decode(path: str, target: Mode, max_pixels: int | None) -> Decoded | Skipped:
+    """Decode the first frame, apply EXIF orientation, convert to ``target``."""
+    try:
+        with _opened(path, max_pixels) as im:
+            problem = _precision_problem(im)
+            if problem:
+                return Skipped(path, problem)
+            native = im.mode
+            wide = _wide(im)
+            if not wide:
+                im.load()  # before anything else reads: a failed load must not be swallowed
+            try:
+                orientation = int(im.getexif().get(0x0112, 1))
+            except Exception:  # broken EXIF blocks do not make the pixels wrong
+                orientation = 1
+            if wide:
+                raw, _ = _read_png16(path)
+                arr = _to_target(raw, 65535, target)
+            elif native == "F" or native == "I" or native.startswith("I;16"):
+                raw = np.asarray(im)
+                if native == "F":
+                    if target.dtype != "float32":
+                        return Skipped(
+                            path, f"float image (mode F) has no range to map to {target.name}"
+                        )
+                    if not np.isfinite(raw).all():
+                        return Skipped(path, "non-finite pixel values (NaN or infinity)")
+                    arr = np.ascontiguousarray(raw, dtype=np.float32)[..., None]
+                else:
+                    lo, hi = int(raw.min()), int(raw.max())
+                    if lo < 0 or hi > 65535:
+                        return Skipped(path, f"32-bit integer pixels outside 0..65535 ({lo}..{hi})")
+                    arr = _to_target(raw.astype(np.uint16)[..., None], 65535, target)
+            else:
+                arr = _decode_8bit(im, target)
+            return Decoded(_orient(arr, orientation), native)
+    except Exception as exc:
+        return Skipped(path, _reason(exc))
+
+
+def _decode_8bit(im: Image.Image, target: Mode) -> np.ndarray:
+    """8-bit sources go through Pillow's own conversions, as torchvision's loader does."""
+    eight = target.name if target.dtype == "uint8" else ("RGB" if target.color else "L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")  # Pillow warns converting such palettes straight to RGB
+    if im.mode == "LAB" and eight != "LAB":
+        im = im.convert("RGB")
+    conv = im if im.mode == eight else im.convert(eight)
+    arr = np.asarray(conv)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if target.dtype == "uint8":
+        return np.ascontiguousarray(arr)
+    return _to_target(arr, 255, target)

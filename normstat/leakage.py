@@ -1,0 +1,86 @@
+"""Test-set leakage: test images whose decoded pixels equal those of a contributing train image.
+
+Pixels are compared in the manifest's mode, so a PNG copy of a JPEG-decoded train image, or the
+same image under another name, is found. Near-duplicates (re-encoded, resized, cropped copies)
+are not found by this exact check.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .fingerprint import Fingerprints
+
+__all__ = ["Leak", "LeakReport", "exact_leaks", "root_overlaps"]
+
+
+@dataclass(frozen=True)
+class Leak:
+    """One leaked test image and the train image it matches."""
+
+    test: str
+    train: str
+    kind: str
+    score: float
+
+
+@dataclass
+class LeakReport:
+    """The outcome of ``check``; ``clean`` is False when any test image leaked."""
+
+    leaked: list[Leak]
+    checked: int
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    manifest: str = ""
+
+    @property
+    def clean(self) -> bool:
+        return not self.leaked
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": "normstat/leak-report@1",
+            "manifest": self.manifest,
+            "checked": self.checked,
+            "clean": self.clean,
+            "leaked": [vars(leak) for leak in self.leaked],
+            "skipped": self.skipped,
+            "warnings": self.warnings,
+        }
+
+
+def train_path(fp: Fingerprints, i: int) -> str:
+    return os.path.join(fp.roots[int(fp.root[i])], *fp.paths[i].split("/"))
+
+
+def exact_leaks(fp: Fingerprints, tests: list[tuple[str, bytes]]) -> list[Leak]:
+    """Test images (display path, pixel hash) whose hash equals a contributor's."""
+    index: dict[bytes, int] = {}
+    for i, row in enumerate(fp.pixel_hash):
+        index.setdefault(bytes(row), i)
+    leaks = []
+    for test, h in tests:
+        i = index.get(h)
+        if i is not None:
+            leaks.append(Leak(test, train_path(fp, i), "exact", 1.0))
+    return leaks
+
+
+def _inside(path: str, root: str) -> bool:
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def root_overlaps(train_roots: list[str], test_srcs: list[str]) -> list[str]:
+    """Warnings for test sources inside a train source root (or train roots inside a test one)."""
+    out = []
+    for test in test_srcs:
+        for root in train_roots:
+            if _inside(test, root):
+                out.append(f"test source {test} lies inside the statistics' source {root}")
+            elif _inside(root, test):
+                out.append(f"the statistics' source {root} lies inside test source {test}")
+    return out

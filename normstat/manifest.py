@@ -1,0 +1,170 @@
+"""The stats manifest: ``Stats`` ⇄ JSON + binary sidecar, validated on load, written atomically."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import ManifestError
+from .fingerprint import SIDECAR_FORMAT, Fingerprints, read_sidecar, sha256_file, write_sidecar
+
+__all__ = ["SCHEMA", "Stats", "atomic_write_bytes"]
+
+SCHEMA = "normstat/stats@1"
+REQUIRED_KEYS = ("schema", "mean", "std", "channels", "images", "skipped", "mode", "sidecar")
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write to a hidden temp file in the same folder, then rename: readers never see a part."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def sidecar_name(manifest_path: str) -> str:
+    stem = os.path.basename(manifest_path)
+    stem = stem[: -len(".json")] if stem.endswith(".json") else stem
+    return f"{stem}.fingerprints.npz"
+
+
+@dataclass
+class Stats:
+    """Dataset statistics: the manifest's JSON document plus the fingerprints and histogram it
+    points to. ``mean``/``std`` are in [0, 1] units (the stable keys)."""
+
+    data: dict[str, Any]
+    fingerprints: Fingerprints | None = None
+    histogram: np.ndarray | None = field(default=None, repr=False)  # (C, bins) for integer modes
+    path: str | None = None
+
+    @property
+    def mean(self) -> list[float]:
+        return list(self.data["mean"])
+
+    @property
+    def std(self) -> list[float]:
+        return list(self.data["std"])
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self.data["channels"])
+
+    @property
+    def mode(self) -> str:
+        return str(self.data["mode"])
+
+    @property
+    def images(self) -> int:
+        return int(self.data["images"])
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        return list(self.data["skipped"])
+
+    def to_torchvision(self) -> dict[str, list[float]]:
+        """Keyword arguments for ``torchvision.transforms.Normalize``."""
+        return {"mean": self.mean, "std": self.std}
+
+    def save(self, path: str) -> None:
+        """Write the sidecar, then the manifest pointing to it; each atomically."""
+        if self.fingerprints is None:
+            raise ManifestError(path, "statistics have no fingerprints to save")
+        folder = os.path.dirname(os.path.abspath(path))
+        name = sidecar_name(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        try:
+            digest = write_sidecar(self.fingerprints, tmp, self.histogram)
+            self.data["sidecar"] = {"path": name, "sha256": digest, "format": SIDECAR_FORMAT}
+            text = json.dumps(self.data, indent=2, allow_nan=False) + "\n"
+            os.replace(tmp, os.path.join(folder, name))
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        atomic_write_bytes(path, text.encode("utf-8"))
+        self.path = path
+
+    @classmethod
+    def load(cls, path: str, *, with_fingerprints: bool = True) -> Stats:
+        """Read and validate a manifest; any defect is a ManifestError naming the reason."""
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except FileNotFoundError:
+            raise ManifestError(path, "no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ManifestError(path, f"cannot read manifest: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise ManifestError(path, f"not JSON ({exc.msg}, line {exc.lineno})") from None
+        validate(data, path)
+        stats = cls(data, path=path)
+        sidecar = data["sidecar"]
+        side_path = os.path.join(os.path.dirname(os.path.abspath(path)), sidecar["path"])
+        if not os.path.isfile(side_path):
+            raise ManifestError(path, f"fingerprint sidecar {sidecar['path']} is missing")
+        if sha256_file(side_path) != sidecar.get("sha256"):
+            raise ManifestError(
+                path, f"fingerprint sidecar {sidecar['path']} does not match its sha256"
+            )
+        if with_fingerprints:
+            try:
+                stats.fingerprints, stats.histogram = read_sidecar(side_path, list(data["sources"]))
+            except ValueError as exc:
+                raise ManifestError(path, str(exc)) from None
+        return stats
+
+
+def _finite_list(data: dict[str, Any], key: str, n: int, path: str) -> None:
+    values = data[key]
+    if not isinstance(values, list) or len(values) != n:
+        raise ManifestError(path, f"'{key}' must be a list of {n} numbers, one per channel")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ManifestError(path, f"'{key}' holds a non-finite or non-numeric value: {v!r}")
+
+
+def validate(data: Any, path: str) -> None:
+    """Check the stable contract: schema, keys, one finite mean and positive std per channel."""
+    if not isinstance(data, dict):
+        raise ManifestError(path, "manifest is not a JSON object")
+    schema = data.get("schema")
+    if not isinstance(schema, str) or not schema.startswith("normstat/stats@"):
+        raise ManifestError(path, f"not a normstat manifest (schema {schema!r})")
+    if schema != SCHEMA:
+        raise ManifestError(path, f"unsupported schema {schema!r}; this normstat reads {SCHEMA!r}")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ManifestError(path, f"manifest lacks key(s): {', '.join(missing)}")
+    channels = data["channels"]
+    if not isinstance(channels, list) or not channels:
+        raise ManifestError(path, "'channels' must be a non-empty list")
+    n = len(channels)
+    _finite_list(data, "mean", n, path)
+    _finite_list(data, "std", n, path)
+    if any(s < 0 for s in data["std"]):
+        raise ManifestError(path, "'std' holds a negative value")
+    if not isinstance(data["images"], int) or data["images"] < 0:
+        raise ManifestError(path, "'images' must be a non-negative integer")
+    if not isinstance(data["skipped"], list):
+        raise ManifestError(path, "'skipped' must be a list")
+    sidecar = data["sidecar"]
+    if not isinstance(sidecar, dict) or not isinstance(sidecar.get("path"), str):
+        raise ManifestError(path, "'sidecar' must name the fingerprint file")
+    if os.path.isabs(sidecar["path"]) or ".." in sidecar["path"].split("/"):
+        raise ManifestError(path, "'sidecar' path must stay beside the manifest")

@@ -1,0 +1,124 @@
+"""The scalings of ``apply`` and the per-file writer (temp name + rename, so no partial ``.npy``).
+
+Constants are float32 arrays on purpose: in NumPy 2 a float64 mean/std silently promotes a
+float32 normalization to float64 output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from .decode import Skipped, decode
+from .modes import get_mode
+
+__all__ = [
+    "SCALES",
+    "Normalizer",
+    "WriteTask",
+    "apply_chunk",
+    "output_path",
+    "remove_stale_temps",
+]
+
+SCALES = ("standard", "unit", "symmetric", "per-image")
+_TEMP = re.compile(r"^\..+\.npy\.[A-Za-z0-9_]+\.tmp$")
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """``y = x·a + b`` per channel, with a and b derived from the scaling and the statistics."""
+
+    scale: str
+    max_value: float
+    mean: tuple[float, ...]  # [0, 1] units
+    std: tuple[float, ...]
+    dtype: str = "float32"
+    layout: str = "chw"
+
+    def coefficients(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c = pixels.shape[2]
+        if self.scale == "standard":
+            std = np.asarray(self.std, dtype=np.float64)
+            a = 1.0 / (self.max_value * std)
+            b = -np.asarray(self.mean, dtype=np.float64) / std
+        elif self.scale == "unit":
+            a, b = np.full(c, 1.0 / self.max_value), np.zeros(c)
+        elif self.scale == "symmetric":
+            a, b = np.full(c, 2.0 / self.max_value), np.full(c, -1.0)
+        elif self.scale == "per-image":
+            flat = pixels.reshape(-1, c).astype(np.float64)
+            m, s = flat.mean(axis=0), flat.std(axis=0)
+            s = np.where(s > 0, s, 1.0)  # a flat channel maps to zeros, not to NaN
+            a, b = 1.0 / s, -m / s
+        else:
+            raise ValueError(f"unknown scale {self.scale!r}")
+        return a.astype(np.float32), b.astype(np.float32)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        a, b = self.coefficients(pixels)
+        y = pixels.astype(np.float32)
+        y *= a
+        y += b
+        if self.layout == "chw":
+            y = y.transpose(2, 0, 1)
+        return np.ascontiguousarray(y, dtype=np.dtype(self.dtype))
+
+
+def output_path(out_dir: str, rel: str) -> str:
+    return os.path.join(out_dir, *rel.split("/")) + ".npy"
+
+
+def remove_stale_temps(out_dir: str) -> int:
+    """Temp files of an interrupted run are hidden and never end in .npy; remove them."""
+    removed = 0
+    for folder, _, names in os.walk(out_dir):
+        for name in names:
+            if _TEMP.match(name):
+                os.unlink(os.path.join(folder, name))
+                removed += 1
+    return removed
+
+
+@dataclass(frozen=True)
+class WriteTask:
+    paths: list[tuple[str, str]]  # (source path, output path)
+    mode: str
+    normalizer: Normalizer
+    overwrite: bool
+    max_pixels: int | None
+
+
+def _write_npy(target: str, array: np.ndarray) -> None:
+    folder, name = os.path.split(target)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def apply_chunk(task: WriteTask) -> list[str | Skipped]:
+    """Per file: "written", "kept" (already there, resumed), or a Skipped value."""
+    mode = get_mode(task.mode)
+    out: list[str | Skipped] = []
+    for src, target in task.paths:
+        if not task.overwrite and os.path.exists(target):
+            out.append("kept")
+            continue
+        dec = decode(src, mode, task.max_pixels)
+        if isinstance(dec, Skipped):
+            out.append(dec)
+            continue
+        _write_npy(target, task.normalizer(dec.pixels))
+        out.append("written")
+    return out

@@ -1,0 +1,109 @@
+"""Discover a split: directories walked recursively, files, and ``@list.txt`` files of paths.
+
+Discovery only lists candidate files, sorted and de-duplicated; whether a file is an image is
+decided by its content when it is probed (see ``decode.probe``), not by its name.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .errors import InputError
+
+__all__ = ["SourceFile", "discover", "expand_sources", "has_image_extension"]
+
+
+@dataclass(frozen=True, order=True)
+class SourceFile:
+    """A file found under a source root; ``rel`` is the POSIX path that apply mirrors."""
+
+    root: str
+    rel: str
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.root, *self.rel.split("/"))
+
+
+@lru_cache(maxsize=1)
+def _image_extensions() -> frozenset[str]:
+    from PIL import Image
+
+    return frozenset(ext.lower() for ext in Image.registered_extensions())
+
+
+def has_image_extension(name: str) -> bool:
+    """True for names whose extension Pillow registers: such files are reported if unreadable."""
+    return os.path.splitext(name)[1].lower() in _image_extensions()
+
+
+def expand_sources(src: str) -> list[str]:
+    """``@list.txt`` → its lines (relative to the list's folder); anything else → itself."""
+    if not src.startswith("@"):
+        return [src]
+    list_path = src[1:]
+    try:
+        with open(list_path, encoding="utf-8") as fh:
+            lines = [line.strip() for line in fh]
+    except OSError as exc:
+        raise InputError(list_path, f"cannot read path list: {exc.strerror or exc}") from None
+    base = os.path.dirname(list_path)
+    return [os.path.join(base, line) for line in lines if line and not line.startswith("#")]
+
+
+def _walk(root: str) -> Iterable[SourceFile]:
+    """Yield non-hidden regular files under ``root``; symlinked folders are followed once."""
+    seen_dirs: set[tuple[int, int]] = set()
+    st = os.stat(root)
+    seen_dirs.add((st.st_dev, st.st_ino))
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        here = os.path.join(root, rel_dir) if rel_dir else root
+        try:
+            entries = list(os.scandir(here))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                st = entry.stat()  # follows symlinks; a loop or dangling link raises
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if key not in seen_dirs:
+                    seen_dirs.add(key)
+                    stack.append(rel)
+            elif stat.S_ISREG(st.st_mode):
+                yield SourceFile(root, rel)
+
+
+def discover(srcs: Sequence[str]) -> list[SourceFile]:
+    """All candidate files of ``srcs`` in a deterministic order, each real file once."""
+    found: list[SourceFile] = []
+    for src in srcs:
+        for item in expand_sources(src):
+            path = os.path.normpath(item)
+            if not os.path.exists(path):
+                raise InputError(path, "no such file or directory")
+            if os.path.isdir(path):
+                found.extend(_walk(path))
+            else:
+                found.append(SourceFile(os.path.dirname(path) or ".", os.path.basename(path)))
+    found.sort(key=lambda f: (f.rel, f.root))
+    unique: list[SourceFile] = []
+    seen: set[tuple[int, int]] = set()
+    for f in found:
+        st = os.stat(f.path)
+        key = (st.st_dev, st.st_ino)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
