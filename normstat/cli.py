@@ -19,7 +19,7 @@ from .errors import DeviceError, NormstatError
 from .executors import default_workers
 from .manifest import Stats, atomic_write_bytes
 from .modes import MODES
-from .snippets import FORMATS, snippet
+from .snippets import snippet
 
 app = typer.Typer(
     help="Per-channel normalization statistics for image datasets, with proof of what went in.",
@@ -120,7 +120,7 @@ def compute(
     output: Path = typer.Option(..., "--output", "-o", help="The stats manifest to write."),
     workers: int | None = Workers,
     device: Device = typer.Option(Device.auto, help="Where to reduce: auto picks cpu here."),
-    strict: bool = typer.Option(False, help="Exit 2 on the first unreadable image."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 2 on the first unreadable image."),
     mode: str | None = typer.Option(
         None, callback=_mode_option, help=f"Dataset mode ({', '.join(MODES)}); default: majority."
     ),
@@ -167,8 +167,8 @@ def apply(
     std: StdKind = typer.Option(StdKind.pooled, help="Which std 'standard' divides by."),
     dtype: Dtype = typer.Option(Dtype.float32, help="Output dtype."),
     layout: Layout = typer.Option(Layout.chw, help="Array layout."),
-    overwrite: bool = typer.Option(False, help="Replace existing outputs."),
-    strict: bool = typer.Option(False, help="Exit 2 on the first unreadable image."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 2 on the first unreadable image."),
     max_pixels: int = typer.Option(api.DEFAULT_MAX_PIXELS, help="Skip larger images."),
     quiet: bool = Quiet,
     debug: bool = Debug,

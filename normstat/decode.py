@@ -75,7 +75,7 @@ def _wide(im: Image.Image) -> bool:
     """True when Pillow would keep only the high byte of 16-bit samples (colour PNG/TIFF)."""
     if im.mode not in ("L", "LA", "RGB", "RGBA", "P"):
         return False
-    for tile in im.tile:
+    for tile in getattr(im, "tile", []):  # only ImageFile has tiles
         args = tile.args if hasattr(tile, "args") else tile[3]
         rawmode = args if isinstance(args, str) else (args[0] if args else "")
         if isinstance(rawmode, str) and ";16" in rawmode:

@@ -45,7 +45,7 @@ class PoolExecutor(Executor):
         self._pool: Any = multiprocessing.get_context("spawn").Pool(workers)
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        return self._pool.imap(fn, items, chunksize=1)  # type: ignore[no-any-return]
+        return self._pool.imap(fn, items, chunksize=1)
 
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:

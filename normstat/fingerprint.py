@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 SIDECAR_FORMAT = "normstat/fingerprints@1"
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 REQUIRED = ("root", "path_offsets", "path_bytes", "pixel_hash", "dhash", "height", "width")
 
 
@@ -46,10 +47,15 @@ def pixel_hash(pixels: np.ndarray, mode: str) -> bytes:
 
 def dhash(pixels: np.ndarray, max_value: float) -> int:
     """64-bit difference hash: a 9×8 grayscale thumbnail, bit set where brightness rises."""
-    gray = pixels.astype(np.float32).mean(axis=2) if pixels.shape[2] >= 3 else pixels[..., 0]
-    if pixels.shape[2] == 2 or pixels.shape[2] == 4:  # drop alpha before averaging
-        gray = pixels[..., :-1].astype(np.float32).mean(axis=2)
-    thumb = Image.fromarray(np.asarray(gray, dtype=np.float32) / np.float32(max_value), mode="F")
+    colour = pixels.shape[2] >= 3
+    if pixels.dtype == np.uint8:  # Pillow's C luma conversion; alpha is ignored
+        thumb = Image.fromarray(np.ascontiguousarray(pixels[..., :3] if colour else pixels[..., 0]))
+        thumb = thumb.convert("L") if colour else thumb
+    else:
+        gray = pixels[..., :3] @ _LUMA if colour else pixels[..., 0].astype(np.float32)
+        thumb = Image.fromarray(
+            np.ascontiguousarray(gray, dtype=np.float32) / np.float32(max_value)
+        )
     small = np.asarray(thumb.resize((9, 8), Image.Resampling.BOX), dtype=np.float32)
     bits = (small[:, 1:] > small[:, :-1]).ravel()
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
@@ -80,7 +86,7 @@ def write_sidecar(fp: Fingerprints, path: str, histogram: np.ndarray | None = No
     encoded = [p.encode("utf-8") for p in fp.paths]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "root": fp.root.astype(np.uint32),
         "path_offsets": offsets,
         "path_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8),

@@ -63,9 +63,9 @@ def exact_leaks(fp: Fingerprints, tests: list[tuple[str, bytes]]) -> list[Leak]:
         index.setdefault(bytes(row), i)
     leaks = []
     for test, h in tests:
-        i = index.get(h)
-        if i is not None:
-            leaks.append(Leak(test, train_path(fp, i), "exact", 1.0))
+        match = index.get(h)
+        if match is not None:
+            leaks.append(Leak(test, train_path(fp, match), "exact", 1.0))
     return leaks
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,15 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+_NUMBER_LIST = re.compile(r"\[\s*(-?[0-9][0-9.eE+-]*(?:,\s*-?[0-9][0-9.eE+-]*)*)\s*\]")
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """Indented JSON with per-channel number lists on one line, for people reading it."""
+    text = json.dumps(data, indent=2, allow_nan=False)
+    return _NUMBER_LIST.sub(lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text) + "\n"
 
 
 def sidecar_name(manifest_path: str) -> str:
@@ -91,7 +101,7 @@ class Stats:
         try:
             digest = write_sidecar(self.fingerprints, tmp, self.histogram)
             self.data["sidecar"] = {"path": name, "sha256": digest, "format": SIDECAR_FORMAT}
-            text = json.dumps(self.data, indent=2, allow_nan=False) + "\n"
+            text = dumps(self.data)
             os.replace(tmp, os.path.join(folder, name))
         except BaseException:
             if os.path.exists(tmp):

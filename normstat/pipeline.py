@@ -30,7 +30,7 @@ class ImageRecord:
     """What one contributing image adds: per-channel partials and its fingerprints."""
 
     native: str
-    moments: list[IntMoments] | list[FloatMoments]
+    moments: tuple[IntMoments | FloatMoments, ...]
     pixel_hash: bytes
     dhash: int
     height: int
@@ -55,12 +55,12 @@ def reduce_image(dec: Decoded, mode_name: str) -> tuple[ImageRecord, list[np.nda
     px = dec.pixels
     channels = px.shape[2]
     hists: list[np.ndarray] = []
-    moments: list[IntMoments] | list[FloatMoments]
+    moments: tuple[IntMoments | FloatMoments, ...]
     if mode.integer:
         hists = [histogram(px[..., c], mode.bins) for c in range(channels)]
-        moments = [int_partial(h) for h in hists]
+        moments = tuple(int_partial(h) for h in hists)
     else:
-        moments = [float_partial(px[..., c]) for c in range(channels)]
+        moments = tuple(float_partial(px[..., c]) for c in range(channels))
     record = ImageRecord(
         dec.native,
         moments,
