@@ -89,6 +89,12 @@ def _errors(fn: F) -> F:
                 raise
             Reporter().error(str(exc))
             raise typer.Exit(2) from None
+        except OSError as exc:  # an output that cannot be written: disk full, permissions
+            if kwargs.get("debug"):
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            Reporter().error(f"{where}{exc.strerror or exc}")
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             Reporter().error("interrupted")
             raise typer.Exit(130) from None

@@ -7,6 +7,7 @@ read with silent precision loss all come back as ``Skipped(path, reason)``.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,9 +49,11 @@ class Decoded:
     native: str
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, max_pixels: int | None = None) -> str:
     if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
-        return f"decompression bomb: {str(exc).split(', could be')[0]}"
+        size = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{size.group(1)} pixels" if size else "image size"
+        return f"decompression bomb: {pixels} over the limit of {max_pixels} pixels"
     if isinstance(exc, UnidentifiedImageError):
         return "not an image: cannot identify image file"
     if isinstance(exc, MemoryError):
@@ -63,29 +66,33 @@ def _reason(exc: BaseException) -> str:
 def _opened(path: str, max_pixels: int | None) -> Iterator[Image.Image]:
     """Open lazily. A bomb warning is an error here, so the limit is one rule, not two; other
     warnings (malformed tags, palette transparency) are chatter: the outcome is what counts."""
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
-            yield im
+    before, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                yield im
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
 
 
-def _wide(im: Image.Image) -> bool:
-    """True when Pillow would keep only the high byte of 16-bit samples (colour PNG/TIFF)."""
+def _wide_rawmode(im: Image.Image) -> str | None:
+    """The 16-bit raw mode (e.g. "RGB;16B", "LA;16B") when Pillow would keep only the high byte
+    of each sample; None when Pillow reads the file at full precision."""
     if im.mode not in ("L", "LA", "RGB", "RGBA", "P"):
-        return False
+        return None
     for tile in getattr(im, "tile", []):  # only ImageFile has tiles
         args = tile.args if hasattr(tile, "args") else tile[3]
         rawmode = args if isinstance(args, str) else (args[0] if args else "")
         if isinstance(rawmode, str) and ";16" in rawmode:
-            return True
-    return False
+            return rawmode
+    return None
 
 
 def _precision_problem(im: Image.Image) -> str | None:
     """A reason to skip when no exact reader exists for what Pillow would truncate."""
-    if _wide(im) and im.format != "PNG":
+    if _wide_rawmode(im) and im.format != "PNG":
         return f"16-bit {im.mode} {im.format}: Pillow keeps only the high byte; no exact reader"
     if im.format == "TIFF":
         samples = int(getattr(im, "tag_v2", {}).get(277, 1))
@@ -97,15 +104,13 @@ def _precision_problem(im: Image.Image) -> str | None:
     return None
 
 
-def canonical_mode(native: str, wide: bool, has_alpha: bool, keep_alpha: bool) -> str:
+def canonical_mode(native: str, has_alpha: bool, keep_alpha: bool) -> str:
     """The dataset mode an image maps to without losing information (alpha only if kept)."""
     if native == "F":
         return "F"
     if native == "I" or native.startswith("I;16"):
         return "I;16"
     gray = native in _GRAY
-    if wide:
-        return "I;16" if gray else "RGB;16"
     alpha = keep_alpha and has_alpha
     if gray:
         return "LA" if alpha else "L"
@@ -124,13 +129,16 @@ def probe(path: str, max_pixels: int | None, keep_alpha: bool) -> Probe | Skippe
             if problem:
                 return Skipped(path, problem)
             native = im.mode
-            return Probe(native, canonical_mode(native, _wide(im), _has_alpha(im), keep_alpha))
+            rawmode = _wide_rawmode(im)
+            if rawmode:  # Pillow opens 16-bit gray+alpha PNGs as RGBA: the raw mode tells
+                return Probe(native, "I;16" if rawmode.startswith("L") else "RGB;16")
+            return Probe(native, canonical_mode(native, _has_alpha(im), keep_alpha))
     except UnidentifiedImageError as exc:
         if has_image_extension(os.path.basename(path)):
-            return Skipped(path, _reason(exc))
+            return Skipped(path, _reason(exc, max_pixels))
         return None
     except Exception as exc:
-        return Skipped(path, _reason(exc))
+        return Skipped(path, _reason(exc, max_pixels))
 
 
 def _read_png16(path: str) -> tuple[np.ndarray, bool]:
@@ -166,12 +174,18 @@ def _luma16(rgb: np.ndarray) -> np.ndarray:
 
 def _to_target(arr: np.ndarray, src_max: float, target: Mode) -> np.ndarray:
     """Convert an H×W×C integer/float array (colour if C ≥ 3) to ``target`` exactly or scaled."""
-    colour = arr.shape[2] >= 3
-    arr = arr[..., :3] if colour else arr[..., :1]  # alpha dropped: wide and float paths
+    planes = arr.shape[2]
+    colour = planes >= 3
+    alpha = arr[..., planes - 1 :] if planes in (2, 4) else None
+    arr = arr[..., :3] if colour else arr[..., :1]
     if target.color and not colour:
         arr = np.repeat(arr, 3, axis=2)
     elif not target.color and colour:
         arr = _luma16(arr) if arr.dtype == np.uint16 else _luma16(arr.astype(np.uint16))
+    if target.alpha:  # kept when there is one, else opaque
+        if alpha is None:
+            alpha = np.full((*arr.shape[:2], 1), src_max, dtype=arr.dtype)
+        arr = np.concatenate([arr, alpha.astype(arr.dtype)], axis=2)
     if target.dtype == "float32":
         return (arr.astype(np.float32) / np.float32(src_max)).astype(np.float32)
     if src_max == target.max_value:
@@ -190,7 +204,7 @@ def decode(path: str, target: Mode, max_pixels: int | None) -> Decoded | Skipped
             if problem:
                 return Skipped(path, problem)
             native = im.mode
-            wide = _wide(im)
+            wide = _wide_rawmode(im) is not None
             if not wide:
                 im.load()  # before anything else reads: a failed load must not be swallowed
             try:
@@ -219,7 +233,7 @@ def decode(path: str, target: Mode, max_pixels: int | None) -> Decoded | Skipped
                 arr = _decode_8bit(im, target)
             return Decoded(_orient(arr, orientation), native)
     except Exception as exc:
-        return Skipped(path, _reason(exc))
+        return Skipped(path, _reason(exc, max_pixels))
 
 
 def _decode_8bit(im: Image.Image, target: Mode) -> np.ndarray:

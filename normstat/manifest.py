@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -46,10 +47,21 @@ def dumps(data: dict[str, Any]) -> str:
     return _NUMBER_LIST.sub(lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text) + "\n"
 
 
-def sidecar_name(manifest_path: str) -> str:
+def sidecar_name(manifest_path: str, sha256: str) -> str:
+    """Named by content, so a new sidecar never replaces the one an old manifest points to."""
     stem = os.path.basename(manifest_path)
     stem = stem[: -len(".json")] if stem.endswith(".json") else stem
-    return f"{stem}.fingerprints.npz"
+    return f"{stem}.{sha256[:12]}.fingerprints.npz"
+
+
+def _previous_sidecar(path: str) -> str | None:
+    """The sidecar an existing manifest at ``path`` points to, if it is a normstat manifest."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            name = json.load(fh)["sidecar"]["path"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) and "/" not in name and os.sep not in name else None
 
 
 @dataclass
@@ -91,24 +103,40 @@ class Stats:
         return {"mean": self.mean, "std": self.std}
 
     def save(self, path: str) -> None:
-        """Write the sidecar, then the manifest pointing to it; each atomically."""
+        """Write the sidecar, then the manifest pointing to it, each atomically; then remove the
+        sidecar the replaced manifest pointed to. A crash at any point leaves a loadable manifest.
+        """
         if self.fingerprints is None:
             raise ManifestError(path, "statistics have no fingerprints to save")
         folder = os.path.dirname(os.path.abspath(path))
-        name = sidecar_name(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+        os.makedirs(folder, exist_ok=True)
+        previous = _previous_sidecar(path)
+        fd, tmp = tempfile.mkstemp(prefix=".sidecar.", suffix=".tmp", dir=folder)
         os.close(fd)
         try:
             digest = write_sidecar(self.fingerprints, tmp, self.histogram)
-            self.data["sidecar"] = {"path": name, "sha256": digest, "format": SIDECAR_FORMAT}
-            text = dumps(self.data)
+            name = sidecar_name(path, digest)
+            data = {
+                **self.data,
+                "sidecar": {"path": name, "sha256": digest, "format": SIDECAR_FORMAT},
+            }
+            text = dumps(data)
             os.replace(tmp, os.path.join(folder, name))
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
-        atomic_write_bytes(path, text.encode("utf-8"))
-        self.path = path
+        try:
+            atomic_write_bytes(path, text.encode("utf-8"))
+        except BaseException:
+            if name != previous:  # nothing points to the new sidecar: do not leave it behind
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
+            raise
+        self.data, self.path = data, path
+        if previous and previous != name:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, previous))
 
     @classmethod
     def load(cls, path: str, *, with_fingerprints: bool = True) -> Stats:

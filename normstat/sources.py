@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -56,16 +57,18 @@ def expand_sources(src: str) -> list[str]:
 
 
 def _walk(root: str) -> Iterable[SourceFile]:
-    """Yield non-hidden regular files under ``root``; symlinked folders are followed once."""
+    """Yield non-hidden regular files under ``root``; a folder reachable twice (symlinks) is
+    walked once, under its shallowest, then alphabetically first path: breadth-first over sorted
+    entries, so the choice does not depend on the order the file system lists entries in."""
     seen_dirs: set[tuple[int, int]] = set()
     st = os.stat(root)
     seen_dirs.add((st.st_dev, st.st_ino))
-    stack = [""]
-    while stack:
-        rel_dir = stack.pop()
+    queue = deque([""])
+    while queue:
+        rel_dir = queue.popleft()
         here = os.path.join(root, rel_dir) if rel_dir else root
         try:
-            entries = list(os.scandir(here))
+            entries = sorted(os.scandir(here), key=lambda e: e.name)
         except OSError:
             continue
         for entry in entries:
@@ -80,7 +83,7 @@ def _walk(root: str) -> Iterable[SourceFile]:
                 key = (st.st_dev, st.st_ino)
                 if key not in seen_dirs:
                     seen_dirs.add(key)
-                    stack.append(rel)
+                    queue.append(rel)
             elif stat.S_ISREG(st.st_mode):
                 yield SourceFile(root, rel)
 
