@@ -3,6 +3,7 @@ nothing; progress is reported through an optional callback ``progress(phase, don
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -293,6 +294,25 @@ def _resolve_stats(stats: Stats | str | os.PathLike[str]) -> tuple[Stats | None,
     return loaded, {"path": os.path.abspath(path), "sha256": sha256_file(path)}
 
 
+def _same_provenance(prov_path: str, provenance: dict[str, Any]) -> bool:
+    """True when OUT_DIR's provenance names the same statistics (by content) and options."""
+    try:
+        with open(prov_path, encoding="utf-8") as fh:
+            before = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    if not isinstance(before, dict) or not isinstance(before.get("stats"), dict):
+        return False
+
+    def content(ident: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in ident.items() if k != "path"}
+
+    return bool(
+        content(before["stats"]) == content(provenance["stats"])
+        and before.get("options") == provenance["options"]
+    )
+
+
 def _check_out_dir(out_dir: str, srcs: list[str]) -> None:
     real_out = os.path.realpath(out_dir)
     for src in srcs:
@@ -350,7 +370,14 @@ def apply(
             if not s > 0:
                 raise ManifestError(ident.get("path", "imagenet"), f"std of channel {name} is 0")
     _check_out_dir(out, paths)
-    options = {"scale": scale, "std": std, "dtype": dtype, "layout": layout, "mode": mode.name}
+    options = {
+        "scale": scale,
+        "std": std,
+        "dtype": dtype,
+        "layout": layout,
+        "mode": mode.name,
+        "values": {"mean": list(mean), "std": list(sd)},  # what was applied, for in-memory stats
+    }
     provenance = {
         "schema": "normstat/apply@1",
         "tool": f"normstat {__version__}",
@@ -358,21 +385,14 @@ def apply(
         "options": options,
     }
     prov_path = os.path.join(out, "normstat-apply.json")
-    if os.path.exists(prov_path) and not overwrite:
-        try:
-            with open(prov_path, encoding="utf-8") as fh:
-                before = json.load(fh)
-        except (OSError, ValueError):
-            before = {}
-        same_stats = {k: v for k, v in before.get("stats", {}).items() if k != "path"} == {
-            k: v for k, v in ident.items() if k != "path"
-        }
-        if not same_stats or before.get("options") != options:
+    same_run = _same_provenance(prov_path, provenance)
+    if not overwrite:
+        if os.path.exists(prov_path) and not same_run:
             raise OutputError(
                 out, "holds output made with other statistics or options; use --overwrite"
             )
-    elif os.path.isdir(out) and any(os.scandir(out)) and not overwrite:
-        raise OutputError(out, "is not empty and holds no normstat output; use --overwrite")
+        if not os.path.exists(prov_path) and os.path.isdir(out) and any(os.scandir(out)):
+            raise OutputError(out, "is not empty and holds no normstat output; use --overwrite")
 
     normalizer = Normalizer(scale, mode.max_value, tuple(mean), tuple(sd), dtype, layout)
     result = ApplyResult(out)
@@ -394,6 +414,10 @@ def apply(
             seen[f.rel] = f.path
         os.makedirs(out, exist_ok=True)
         remove_stale_temps(out)
+        if not same_run:  # outputs of other options must not survive to be "resumed" later
+            for f, _ in images:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(output_path(out, f.rel))
         atomic_write_bytes(prov_path, (json.dumps(provenance, indent=2) + "\n").encode())
         result.skipped.extend(s for _, s in skipped)
         chunks = chunked(images, ex.workers)
