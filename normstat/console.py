@@ -3,6 +3,7 @@ besides the CLI that imports rich."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -133,10 +134,18 @@ def stats_table(stats: Stats) -> Table:
     return table
 
 
+def _short(path: str) -> str:
+    """Paths under the working folder are shown relative to it."""
+    rel = os.path.relpath(path) if os.path.isabs(path) else path
+    return path if rel.startswith("..") else rel
+
+
 def leak_table(report: LeakReport) -> Table:
     table = Table(title=f"{len(report.leaked)} leaked test images", title_justify="left")
-    for col in ("test image", "train image", "kind", "score"):
-        table.add_column(col)
+    table.add_column("test image", overflow="fold")
+    table.add_column("train image", overflow="fold")
+    table.add_column("kind")
+    table.add_column("score", justify="right")
     for leak in report.leaked:
-        table.add_row(leak.test, leak.train, leak.kind, f"{leak.score:.3f}")
+        table.add_row(_short(leak.test), _short(leak.train), leak.kind, f"{leak.score:.3f}")
     return table

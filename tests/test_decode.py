@@ -4,6 +4,7 @@ bad files. Fixtures are generated here from arrays we build, so every expected p
 from __future__ import annotations
 
 import io
+import re
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -402,14 +403,20 @@ def test_missing_file_and_directory_are_skipped_not_raised(fx: dict) -> None:
         assert isinstance(probe(str(path), None, False), Skipped)
 
 
-@pytest.mark.parametrize("name", ["big.png", "mid.png"])  # 10 000 px and 1 600 px, limit 1 000
-def test_decompression_bomb_is_skipped(fx: dict, name: str) -> None:
+@pytest.mark.parametrize(("name", "pixels"), [("big.png", 10_000), ("mid.png", 1_600)])
+def test_decompression_bomb_is_skipped(fx: dict, name: str, pixels: int) -> None:
+    """Over the limit (1 000 px) is skipped whether or not Pillow's own 2x error threshold is
+    reached; the reason names the image's size and the configured limit (not Pillow's 2x)."""
     path = str(fx["dir"] / name)
-    for mode in ("L", "RGB", "I;16"):
-        assert "decompression bomb" in skipped(fx, name, mode, max_pixels=1000).reason
+    reasons = [skipped(fx, name, mode, max_pixels=1000).reason for mode in ("L", "RGB", "I;16")]
     result = probe(path, 1000, False)
     assert isinstance(result, Skipped)
-    assert "decompression bomb" in result.reason
+    for reason in [*reasons, result.reason]:
+        assert "decompression bomb" in reason
+        numbers = re.findall(r"\d+", reason)
+        assert str(pixels) in numbers
+        assert "1000" in numbers
+        assert "2000" not in numbers
 
 
 def test_images_under_the_limit_or_without_one_decode(fx: dict) -> None:

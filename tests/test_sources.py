@@ -30,12 +30,16 @@ def real_paths(found: list[SourceFile]) -> list[str]:
     return [os.path.realpath(f.path) for f in found]
 
 
+class Hung(BaseException):
+    """Not an OSError (TimeoutError is one, and discover() swallows OSErrors while walking)."""
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
     """Fail (instead of hanging the suite) if the block runs longer than ``seconds``."""
 
     def on_alarm(signum: int, frame: object) -> None:
-        raise TimeoutError(f"discover() did not finish within {seconds}s")
+        raise Hung(f"discover() did not finish within {seconds}s")
 
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
