@@ -13,7 +13,7 @@ import numpy as np
 from .decode import Decoded, Probe, Skipped, decode, probe
 from .fingerprint import dhash, pixel_hash
 from .modes import get_mode
-from .reduce import FloatMoments, IntMoments, float_partial, histogram, int_partial
+from .reduce import FloatMoments, IntMoments, float_partial, histograms, int_partial
 
 __all__ = [
     "ChunkResult",
@@ -57,7 +57,7 @@ def reduce_image(dec: Decoded, mode_name: str) -> tuple[ImageRecord, list[np.nda
     hists: list[np.ndarray] = []
     moments: tuple[IntMoments | FloatMoments, ...]
     if mode.integer:
-        hists = [histogram(px[..., c], mode.bins) for c in range(channels)]
+        hists = list(histograms(px, mode.bins))
         moments = tuple(int_partial(h) for h in hists)
     else:
         moments = tuple(float_partial(px[..., c]) for c in range(channels))

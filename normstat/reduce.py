@@ -28,6 +28,7 @@ __all__ = [
     "IntMoments",
     "float_partial",
     "histogram",
+    "histograms",
     "int_partial",
     "percentiles_from_histogram",
 ]
@@ -38,6 +39,25 @@ PERCENTILES = (0.5, 1.0, 5.0, 50.0, 95.0, 99.0, 99.5)
 def histogram(channel: Any, bins: int, xp: ModuleType = np) -> np.ndarray:
     """Counts of each integer value of one channel (exact; int64)."""
     return np.asarray(xp.bincount(channel.ravel(), minlength=bins), dtype=np.int64)
+
+
+_PIL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def histograms(pixels: Any, bins: int, xp: ModuleType = np) -> np.ndarray:
+    """Per-channel histograms (channels × bins, int64) of an H×W×C integer image.
+
+    8-bit NumPy images go through Pillow's one-pass C histogram, 3× faster than a strided
+    bincount per channel; everything else (16-bit, CuPy arrays) through ``bincount``.
+    """
+    channels = pixels.shape[2]
+    if xp is np and pixels.dtype == np.uint8 and bins == 256 and channels in _PIL_MODES:
+        from PIL import Image
+
+        arr = pixels[..., 0] if channels == 1 else pixels
+        counts = Image.fromarray(np.ascontiguousarray(arr), _PIL_MODES[channels]).histogram()
+        return np.asarray(counts, dtype=np.int64).reshape(channels, 256)
+    return np.stack([histogram(pixels[..., c], bins, xp) for c in range(channels)])
 
 
 @dataclass

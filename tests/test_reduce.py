@@ -8,6 +8,7 @@ E[x²] - E[x]² formula is shown to fail.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import random
@@ -26,6 +27,7 @@ from normstat.reduce import (
     IntMoments,
     float_partial,
     histogram,
+    histograms,
     int_partial,
     percentiles_from_histogram,
 )
@@ -430,3 +432,17 @@ def test_compensated_sum_matches_fsum_on_wide_dynamic_range(seed: int) -> None:
     random.Random(seed).shuffle(values)
     exact = math.fsum(values)
     assert math.isclose(neumaier(values), exact, rel_tol=4 * EPS, abs_tol=0.0)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_histograms_count_every_channel_exactly(channels: int, dtype: type) -> None:
+    """The Pillow fast path (8-bit) and the bincount path (16-bit) against a Counter per channel."""
+    rng = np.random.default_rng(channels)
+    top = 256 if dtype == np.uint8 else 65536
+    pixels = rng.integers(0, top, (23, 41, channels)).astype(dtype)
+    got = histograms(pixels, top)
+    assert got.shape == (channels, top) and got.dtype == np.int64
+    for c in range(channels):
+        ref = collections.Counter(int(v) for v in pixels[..., c].ravel())
+        assert {v: int(n) for v, n in enumerate(got[c]) if n} == dict(ref)
