@@ -17,26 +17,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import describe, invoke
 from PIL import Image
-from typer.testing import CliRunner
 
 import normstat
-from normstat.cli import app
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
 ATOL = 1e-5  # float32 output vs float64 reference
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def describe(result) -> str:
-    return (
-        f"exit={result.exit_code}\nstdout={result.stdout!r}\nstderr={result.stderr!r}\n"
-        f"exception={result.exception!r}"
-    )
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:

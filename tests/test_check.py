@@ -11,24 +11,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import describe, invoke
 from PIL import Image, ImageOps
-from typer.testing import CliRunner
 
 import normstat
-from normstat.cli import app
 
 REPORT_LEAK_KEYS = {"test", "train", "kind", "score"}
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def describe(result) -> str:
-    return (
-        f"exit={result.exit_code}\nstdout={result.stdout!r}\nstderr={result.stderr!r}\n"
-        f"exception={result.exception!r}"
-    )
 
 
 def rand_rgb(rng: np.random.Generator, h: int, w: int) -> np.ndarray:

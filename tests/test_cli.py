@@ -11,21 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import copy_manifest, invoke, sidecar_of
 from PIL import Image
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 import normstat
 from normstat import NormstatError, Stats
-from normstat.cli import app
 
 
 @pytest.fixture(autouse=True)
 def _restore_pillow_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
 
 
 def assert_one_line_error(result: Result, path: str, *words: str) -> str:
@@ -65,21 +61,6 @@ def manifest(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("manifest") / "stats.json"
     normstat.compute(dataset, workers=1).save(str(out))
     return out
-
-
-def sidecar_of(manifest: Path) -> Path:
-    """The sidecar a manifest points to (its name carries the sidecar's hash)."""
-    data = json.loads(manifest.read_text(encoding="utf-8"))
-    return manifest.with_name(data["sidecar"]["path"])
-
-
-def _copy_manifest(manifest: Path, folder: Path) -> Path:
-    """A private copy (manifest + sidecar) the test may damage."""
-    side = sidecar_of(manifest)
-    (folder / side.name).write_bytes(side.read_bytes())
-    target = folder / "stats.json"
-    target.write_bytes(manifest.read_bytes())
-    return target
 
 
 # ---------------------------------------------------------------- input errors
@@ -163,7 +144,7 @@ def _command_with_manifest(command: str, stats: Path, dataset: Path, tmp: Path) 
 def test_invalid_manifest(
     command: str, defect: str, manifest: Path, dataset: Path, tmp_path: Path
 ) -> None:
-    bad = _copy_manifest(manifest, tmp_path)
+    bad = copy_manifest(manifest, tmp_path)
     _damage(bad, defect)
     if defect == "nan-std":
         assert "NaN" in bad.read_text(encoding="utf-8")
@@ -174,7 +155,7 @@ def test_invalid_manifest(
 
 @pytest.mark.parametrize("command", ["show", "apply", "check"])
 def test_tampered_sidecar(command: str, manifest: Path, dataset: Path, tmp_path: Path) -> None:
-    stats = _copy_manifest(manifest, tmp_path)
+    stats = copy_manifest(manifest, tmp_path)
     side = sidecar_of(stats)
     blob = bytearray(side.read_bytes())
     blob[len(blob) // 2] ^= 0x01
@@ -184,7 +165,7 @@ def test_tampered_sidecar(command: str, manifest: Path, dataset: Path, tmp_path:
 
 
 def test_missing_sidecar(manifest: Path, tmp_path: Path) -> None:
-    stats = _copy_manifest(manifest, tmp_path)
+    stats = copy_manifest(manifest, tmp_path)
     side = sidecar_of(stats)
     side.unlink()
     result = invoke("show", str(stats))

@@ -12,22 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import describe, invoke
 from PIL import Image
-from typer.testing import CliRunner
 
 import normstat
-from normstat.cli import app
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def describe(result) -> str:
-    return (
-        f"exit={result.exit_code}\nstdout={result.stdout!r}\nstderr={result.stderr!r}\n"
-        f"exception={result.exception!r}"
-    )
 
 
 def _dataset(base: Path, kind: str) -> SimpleNamespace:
