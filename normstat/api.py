@@ -71,29 +71,28 @@ def discover_images(
     max_pixels: int | None,
     keep_alpha: bool,
     progress: Progress | None = None,
-) -> tuple[list[tuple[SourceFile, Probe]], list[tuple[int, Skipped]], int]:
-    """Files of ``srcs`` whose content is an image, with their header probe; unreadable files
-    named like images are returned as skipped (with their position in the file order)."""
+) -> tuple[list[tuple[SourceFile, Probe]], list[Skipped]]:
+    """Files of ``srcs`` whose content is an image, with their header probe, in file order;
+    unreadable files named like images are returned as skipped."""
     files = discover(srcs)
     if not files:
         raise InputError(", ".join(srcs), "no files found")
     chunks = chunked(files, executor.workers)
     tasks = [([f.path for f in c], max_pixels, keep_alpha) for c in chunks]
     images: list[tuple[SourceFile, Probe]] = []
-    skipped: list[tuple[int, Skipped]] = []
-    index = done = 0
+    skipped: list[Skipped] = []
+    done = 0
     for chunk, results in zip(chunks, executor.map(probe_chunk, tasks), strict=True):
         for f, res in zip(chunk, results, strict=True):
             if isinstance(res, Probe):
                 images.append((f, res))
             elif isinstance(res, Skipped):
-                skipped.append((index, res))
-            index += 1
+                skipped.append(res)
         done += len(chunk)
         _tick(progress, "scan", done, len(files))
     if not images and not skipped:
         raise InputError(", ".join(srcs), "no images found")
-    return images, skipped, len(files)
+    return images, skipped
 
 
 def _decide_mode(probes: list[Probe], requested: str | None) -> Mode:
@@ -123,11 +122,11 @@ def compute(
     if alpha not in ("drop", "keep"):
         raise ValueError("alpha must be 'drop' or 'keep'")
     with make_executor(workers) as ex:
-        images, skipped, _ = discover_images(
+        images, skipped = discover_images(
             paths, ex, max_pixels=max_pixels, keep_alpha=alpha == "keep", progress=progress
         )
         if strict and skipped:
-            raise InputError(skipped[0][1].path, skipped[0][1].reason)
+            raise InputError(skipped[0].path, skipped[0].reason)
         if not images:
             raise InputError(", ".join(paths), "no readable images found")
         target = _decide_mode([p for _, p in images], mode)
@@ -150,9 +149,8 @@ def compute(
     if acc.images == 0:
         reason = acc.skipped[0].reason if acc.skipped else "no images"
         raise InputError(", ".join(paths), f"no image could be read (first reason: {reason})")
-    probe_skips = [s for _, s in skipped]
     options = {"mode": mode or "auto", "alpha": alpha, "strict": strict, "max_pixels": max_pixels}
-    return acc.finish(sorted(probe_skips + acc.skipped, key=lambda s: s.path), options)
+    return acc.finish(sorted(skipped + acc.skipped, key=lambda s: s.path), options)
 
 
 class _Accumulator:
@@ -397,11 +395,11 @@ def apply(
     normalizer = Normalizer(scale, mode.max_value, tuple(mean), tuple(sd), dtype, layout)
     result = ApplyResult(out)
     with make_executor(workers) as ex:
-        images, skipped, _ = discover_images(
+        images, skipped = discover_images(
             paths, ex, max_pixels=max_pixels, keep_alpha=mode.alpha, progress=progress
         )
         if strict and skipped:
-            raise InputError(skipped[0][1].path, skipped[0][1].reason)
+            raise InputError(skipped[0].path, skipped[0].reason)
         for f, p in images:  # refuse before anything is written
             if p.canonical == "F" and mode.integer:
                 raise InputError(
@@ -419,7 +417,7 @@ def apply(
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(output_path(out, f.rel))
         atomic_write_bytes(prov_path, (json.dumps(provenance, indent=2) + "\n").encode())
-        result.skipped.extend(s for _, s in skipped)
+        result.skipped.extend(skipped)
         chunks = chunked(images, ex.workers)
         tasks = [
             WriteTask(
@@ -467,10 +465,10 @@ def check(
     report.warnings = root_overlaps(list(loaded.data.get("sources", [])), paths)
     tests: list[tuple[str, bytes]] = []
     with make_executor(workers) as ex:
-        images, skipped, _ = discover_images(
+        images, skipped = discover_images(
             paths, ex, max_pixels=max_pixels, keep_alpha=mode.alpha, progress=progress
         )
-        bad = [s for _, s in skipped]
+        bad = list(skipped)
         chunks = chunked(images, ex.workers)
         tasks = [([f.path for f, _ in c], mode.name, max_pixels) for c in chunks]
         done = 0

@@ -16,7 +16,6 @@ import typer
 from . import __version__, api
 from .console import Reporter, leak_table, stats_table
 from .errors import DeviceError, NormstatError
-from .executors import default_workers
 from .manifest import Stats, atomic_write_bytes
 from .modes import MODES
 from .snippets import snippet
@@ -289,4 +288,4 @@ def main() -> None:
     app(prog_name="normstat")
 
 
-__all__ = ["app", "default_workers", "main"]
+__all__ = ["app", "main"]

@@ -76,9 +76,6 @@ class Fingerprints:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def hex_hashes(self) -> list[str]:
-        return [bytes(row).hex() for row in self.pixel_hash]
-
 
 def write_sidecar(fp: Fingerprints, path: str, histogram: np.ndarray | None = None) -> str:
     """Write the sidecar deterministically to ``path`` (a temp name the caller renames);
