@@ -9,11 +9,11 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -21,7 +21,7 @@ from PIL import Image
 from . import __version__
 from .decode import Probe, Skipped
 from .errors import InputError, ManifestError, OutputError
-from .executors import chunked, make_executor
+from .executors import Executor, WorkerDied, chunked, make_executor
 from .fingerprint import Fingerprints, sha256_file
 from .leakage import LeakReport, exact_leaks, root_overlaps
 from .manifest import SCHEMA, Stats, atomic_write_bytes
@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 Progress = Callable[[str, int, int], None]
+R = TypeVar("R")
 DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 178_956_970
 _MODE_PREFERENCE = ("RGB", "L", "RGBA", "LA", "RGB;16", "I;16", "F")
 
@@ -64,9 +65,26 @@ def _tick(progress: Progress | None, phase: str, done: int, total: int) -> None:
         progress(phase, done, total)
 
 
+def _run(
+    executor: Executor, fn: Callable[[Any], R], chunks: list[list[Any]], tasks: list[Any]
+) -> Iterator[tuple[list[Any], R]]:
+    """Each chunk with its result, in order. A worker killed by a decoder crash is an error
+    naming the chunk's first file, not a hang."""
+    try:
+        yield from zip(chunks, executor.map(fn, tasks), strict=True)
+    except WorkerDied as exc:
+        chunk = chunks[exc.index]
+        first = chunk[0][0] if isinstance(chunk[0], tuple) else chunk[0]
+        raise InputError(
+            first.path,
+            f"a worker process died reading this file or one of the {len(chunk) - 1} after it"
+            " (a crash in a decoder); rerun with --workers 1 to find the file",
+        ) from None
+
+
 def discover_images(
     srcs: list[str],
-    executor: Any,
+    executor: Executor,
     *,
     max_pixels: int | None,
     keep_alpha: bool,
@@ -82,7 +100,7 @@ def discover_images(
     images: list[tuple[SourceFile, Probe]] = []
     skipped: list[Skipped] = []
     done = 0
-    for chunk, results in zip(chunks, executor.map(probe_chunk, tasks), strict=True):
+    for chunk, results in _run(executor, probe_chunk, chunks, tasks):
         for f, res in zip(chunk, results, strict=True):
             if isinstance(res, Probe):
                 images.append((f, res))
@@ -134,7 +152,7 @@ def compute(
         chunks = chunked(images, ex.workers)
         tasks = [([f.path for f, _ in c], target.name, max_pixels) for c in chunks]
         done = 0
-        for chunk, result in zip(chunks, ex.map(reduce_chunk, tasks), strict=True):
+        for chunk, result in _run(ex, reduce_chunk, chunks, tasks):
             for (f, _), outcome in zip(chunk, result.outcomes, strict=True):
                 if isinstance(outcome, Skipped):
                     if strict:
@@ -430,7 +448,7 @@ def apply(
             for c in chunks
         ]
         done = 0
-        for chunk, outcomes in zip(chunks, ex.map(apply_chunk, tasks), strict=True):
+        for chunk, outcomes in _run(ex, apply_chunk, chunks, tasks):
             for outcome in outcomes:
                 if outcome == "written":
                     result.written += 1
@@ -472,7 +490,7 @@ def check(
         chunks = chunked(images, ex.workers)
         tasks = [([f.path for f, _ in c], mode.name, max_pixels) for c in chunks]
         done = 0
-        for chunk, prints in zip(chunks, ex.map(fingerprint_chunk, tasks), strict=True):
+        for chunk, prints in _run(ex, fingerprint_chunk, chunks, tasks):
             for (f, _), fp in zip(chunk, prints, strict=True):
                 if isinstance(fp, Skipped):
                     bad.append(fp)

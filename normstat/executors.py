@@ -6,16 +6,28 @@ independent of ``--workers``. ``workers == 1`` runs in this process (easy to deb
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import TypeVar
 
-__all__ = ["Executor", "default_workers", "make_executor"]
+__all__ = ["Executor", "WorkerDied", "chunked", "default_workers", "make_executor"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class WorkerDied(Exception):
+    """A worker process ended abruptly (a crash in a C decoder) while running item ``index``."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        super().__init__(f"a worker process died while running item {index}")
 
 
 def default_workers() -> int:
@@ -37,22 +49,63 @@ class Executor(AbstractContextManager["Executor"]):
         return None
 
 
+def _quiet_worker() -> None:
+    """C decoders (libtiff) print warnings straight to file descriptor 2; from workers that
+    chatter would bury the progress bar, and each file's outcome is reported anyway."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
 class PoolExecutor(Executor):
-    """A spawn-context process pool: workers start clean (no inherited threads or locks)."""
+    """A spawn-context process pool (workers start clean: no inherited threads or locks) with a
+    bounded window of chunks in flight, so memory stays flat however long the input."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._pool: Any = multiprocessing.get_context("spawn").Pool(workers)
+        self._pool = _spawn_pool(workers)
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        return self._pool.imap(fn, items, chunksize=1)
+        pending = iter(items)
+        window: deque[tuple[T, Future[R]]] = deque(
+            (item, self._pool.submit(fn, item))
+            for item in itertools.islice(pending, self.workers * 4)
+        )
+        index = 0
+        while window:
+            item, future = window[0]
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                # Every unfinished item fails with the pool; rerun them alone to find the killer.
+                yield from _isolate(fn, [item for item, _ in window], index)
+                raise WorkerDied(index) from None  # no item crashes alone: still an error
+            window.popleft()
+            for item in itertools.islice(pending, 1):
+                window.append((item, self._pool.submit(fn, item)))
+            index += 1
+            yield result
 
     def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self._pool.close()
-        else:
-            self._pool.terminate()
-        self._pool.join()
+        self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+
+
+def _spawn_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_worker
+    )
+
+
+def _isolate(fn: Callable[[T], R], items: list[T], first_index: int) -> Iterator[R]:
+    """Run ``items`` one at a time, each in a fresh process; the first that kills its process
+    raises WorkerDied with its index. Only used after a pool broke, so cost does not matter."""
+    for offset, item in enumerate(items):
+        with _spawn_pool(1) as solo:
+            try:
+                result = solo.submit(fn, item).result()
+            except BrokenProcessPool:
+                raise WorkerDied(first_index + offset) from None
+        yield result
 
 
 def make_executor(workers: int | None) -> Executor:

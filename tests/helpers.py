@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner, Result
@@ -34,3 +36,16 @@ def copy_manifest(manifest: Path, folder: Path) -> Path:
     target = folder / "stats.json"
     target.write_bytes(manifest.read_bytes())
     return target
+
+
+def die_on_three(item: int) -> int:
+    """For executor tests: a worker that ends abruptly, as a crashing C decoder would."""
+    if item == 3:
+        os._exit(7)
+    return item * item
+
+
+def slow_square(item: int) -> int:
+    """For executor tests: later items finish first, results must still come in order."""
+    time.sleep(0.02 * (5 - item % 5))
+    return item * item
