@@ -97,6 +97,13 @@ def _errors(fn: F) -> F:
         except KeyboardInterrupt:
             Reporter().error("interrupted")
             raise typer.Exit(130) from None
+        except typer.Exit:
+            raise
+        except Exception as exc:  # a bug: still one line, the traceback behind --debug
+            if kwargs.get("debug"):
+                raise
+            Reporter().error(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug)")
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 

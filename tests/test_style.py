@@ -1,0 +1,46 @@
+"""Architecture rules hold: imports go cli → api → core; the code is lint- and type-clean."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_library_import_does_not_load_cli_or_gpu_frameworks() -> None:
+    """``import normstat`` and the whole API stay free of typer, rich and cupy."""
+    code = (
+        "import sys, normstat, normstat.api, normstat.manifest;"
+        "bad = [m for m in ('typer', 'rich', 'cupy', 'click') if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def _tool(name: str) -> None:
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+
+
+def test_ruff_is_clean_including_banned_imports() -> None:
+    """ruff's banned-api keeps typer and rich out of every module but the CLI and console."""
+    _tool("ruff")
+    out = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "normstat", "tests", "benchmarks", "examples"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_mypy_is_clean() -> None:
+    _tool("mypy")
+    out = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
