@@ -432,3 +432,40 @@ def test_odd_images_corpus() -> None:
         assert os.path.dirname(s["path"]) == str(ODD_IMAGES)
     assert sum(stats.data["modes"].values()) == stats.images
     assert all(math.isfinite(v) for v in stats.mean + stats.std)
+
+
+# ---------------------------------------------------------------- float (mode F) images
+
+
+def test_float_images_exact_and_identical_for_any_workers(tmp_path: Path) -> None:
+    """32-bit float TIFFs far from zero with a tiny spread (offset 1000, std 0.01 in float32):
+    the shifted Chan merge matches the exact Fraction reference to 1e-12, and every number is
+    bit-identical for 1, 2 and 3 workers (the merge runs in file order)."""
+    rng = np.random.default_rng(11)
+    arrays = []
+    for i in range(12):
+        shape = (int(rng.integers(5, 40)), int(rng.integers(5, 40)))
+        arr = (1000 + rng.normal(0, 0.01, shape) + 0.001 * i).astype(np.float32)
+        Image.fromarray(arr).save(tmp_path / f"f{i:02d}.tif")
+        arrays.append(arr)
+    values = [Fraction(float(x)) for a in arrays for x in a.ravel()]
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / n
+    naive = float(np.mean(np.concatenate([a.ravel() for a in arrays]) ** 2)) - float(mean) ** 2
+    assert abs(Fraction(naive) - var) > var / 100  # float32 E[x²]−E[x]², the tutorial way, fails
+
+    manifests = []
+    for workers in (1, 2, 3):
+        stats = normstat.compute(tmp_path, workers=workers)
+        data = dict(stats.data)
+        data.pop("created")
+        manifests.append(json.dumps(data, sort_keys=True))
+    assert manifests[0] == manifests[1] == manifests[2]
+    d = stats.data
+    assert d["mode"] == "F" and d["channels"] == ["L"] and d["images"] == 12 and d["pixels"] == n
+    assert abs(Fraction(d["raw"]["mean"][0]) - mean) <= abs(mean) * Fraction(1e-12)
+    assert abs(Fraction(d["raw"]["var"][0]) - var) <= var * Fraction(1e-12)
+    assert d["mean"] == d["raw"]["mean"] and d["std"] == d["raw"]["std"]  # float scale is 1
+    assert d["raw"]["min"][0] == float(min(values)) and d["raw"]["max"][0] == float(max(values))
+    assert "percentiles" not in d["raw"]
