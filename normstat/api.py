@@ -256,7 +256,7 @@ class _Accumulator:
         fp = self._fingerprints()
         digest = hashlib.sha256()
         for rel, h in zip(fp.paths, self.hashes, strict=True):
-            digest.update(f"{rel}\t{h.hex()}\n".encode())
+            digest.update(f"{rel}\t{h.hex()}\n".encode("utf-8", "surrogateescape"))
         data: dict[str, Any] = {
             "schema": SCHEMA,
             "tool": f"normstat {__version__}",

@@ -80,7 +80,7 @@ class Fingerprints:
 def write_sidecar(fp: Fingerprints, path: str, histogram: np.ndarray | None = None) -> str:
     """Write the sidecar deterministically to ``path`` (a temp name the caller renames);
     returns its sha256. ``histogram`` (channels × bins) is the dataset's, kept for merging."""
-    encoded = [p.encode("utf-8") for p in fp.paths]
+    encoded = [p.encode("utf-8", "surrogateescape") for p in fp.paths]  # any POSIX name
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(e) for e in encoded], out=offsets[1:])
     arrays: dict[str, np.ndarray] = {
@@ -125,7 +125,10 @@ def read_sidecar(path: str, roots: list[str]) -> tuple[Fingerprints, np.ndarray 
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ValueError(f"fingerprint sidecar is unreadable: {exc}") from None
     offsets, blob = arrays["path_offsets"], arrays["path_bytes"].tobytes()
-    paths = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(len(offsets) - 1)]
+    paths = [
+        blob[offsets[i] : offsets[i + 1]].decode("utf-8", "surrogateescape")
+        for i in range(len(offsets) - 1)
+    ]
     n = len(paths)
     if any(len(arrays[k]) != n for k in ("root", "pixel_hash", "dhash", "height", "width")):
         raise ValueError("fingerprint sidecar arrays have different lengths")

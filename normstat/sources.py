@@ -69,8 +69,8 @@ def _walk(root: str) -> Iterable[SourceFile]:
         here = os.path.join(root, rel_dir) if rel_dir else root
         try:
             entries = sorted(os.scandir(here), key=lambda e: e.name)
-        except OSError:
-            continue
+        except OSError as exc:  # never leave a folder's images out silently
+            raise InputError(here, f"cannot list folder: {exc.strerror or exc}") from None
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -104,7 +104,10 @@ def discover(srcs: Sequence[str]) -> list[SourceFile]:
     unique: list[SourceFile] = []
     seen: set[tuple[int, int]] = set()
     for f in found:
-        st = os.stat(f.path)
+        try:
+            st = os.stat(f.path)
+        except OSError:  # vanished since it was listed
+            continue
         key = (st.st_dev, st.st_ino)
         if key not in seen:
             seen.add(key)

@@ -304,3 +304,21 @@ def test_tampered_sidecar_is_refused(train: SimpleNamespace, tmp_path: Path) -> 
         normstat.check(test, copy / "stats.json", workers=1)
     # The untouched manifest still works.
     assert normstat.check(test, train.stats, workers=1).clean
+
+
+def test_non_utf8_file_names_round_trip(tmp_path: Path) -> None:
+    """POSIX names need not be UTF-8: such a file contributes, its name survives the sidecar,
+    and check still names it."""
+    train, test = tmp_path / "train", tmp_path / "test"
+    train.mkdir()
+    test.mkdir()
+    odd = os.fsdecode(b"caf\xe9.png")  # Latin-1 byte: a lone surrogate in Python
+    pixels = np.random.default_rng(3).integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(train / odd)
+    Image.fromarray(pixels).save(test / "copy.bmp")
+    stats = normstat.compute(train, workers=1)
+    stats.save(str(tmp_path / "stats.json"))
+    loaded = normstat.Stats.load(str(tmp_path / "stats.json"))
+    assert loaded.fingerprints is not None and loaded.fingerprints.paths == [odd]
+    report = normstat.check(test, str(tmp_path / "stats.json"), workers=1)
+    assert [leak.train for leak in report.leaked] == [str(train / odd)]

@@ -294,3 +294,23 @@ def test_dangling_symlink_given_directly_is_missing(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         discover([str(link)])
     assert info.value.path == str(link)
+
+
+def test_unlistable_subfolder_is_an_error_not_a_silent_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder that cannot be read (permissions) would silently drop its images: refuse."""
+    root = tmp_path / "data"
+    touch(root / "ok" / "a.png")
+    touch(root / "locked" / "b.png")
+    real_scandir = os.scandir
+
+    def scandir(path):  # root can read anything, so simulate the permission error
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(InputError, match="Permission denied") as info:
+        discover([str(root)])
+    assert info.value.path == str(root / "locked")
