@@ -56,10 +56,11 @@ def expand_sources(src: str) -> list[str]:
     return [os.path.join(base, line) for line in lines if line and not line.startswith("#")]
 
 
-def _walk(root: str) -> Iterable[SourceFile]:
-    """Yield non-hidden regular files under ``root``; a folder reachable twice (symlinks) is
-    walked once, under its shallowest, then alphabetically first path: breadth-first over sorted
-    entries, so the choice does not depend on the order the file system lists entries in."""
+def _walk(root: str) -> Iterable[tuple[SourceFile, tuple[int, int]]]:
+    """Yield non-hidden regular files under ``root`` with their (device, inode). A folder
+    reachable twice (symlinks) is walked once, under its shallowest, then alphabetically first
+    path: breadth-first over sorted entries, so the choice does not depend on the order the file
+    system lists entries in."""
     seen_dirs: set[tuple[int, int]] = set()
     st = os.stat(root)
     seen_dirs.add((st.st_dev, st.st_ino))
@@ -85,30 +86,28 @@ def _walk(root: str) -> Iterable[SourceFile]:
                     seen_dirs.add(key)
                     queue.append(rel)
             elif stat.S_ISREG(st.st_mode):
-                yield SourceFile(root, rel)
+                yield SourceFile(root, rel), (st.st_dev, st.st_ino)
 
 
 def discover(srcs: Sequence[str]) -> list[SourceFile]:
     """All candidate files of ``srcs`` in a deterministic order, each real file once."""
-    found: list[SourceFile] = []
+    found: list[tuple[SourceFile, tuple[int, int]]] = []
     for src in srcs:
         for item in expand_sources(src):
             path = os.path.normpath(item)
-            if not os.path.exists(path):
-                raise InputError(path, "no such file or directory")
-            if os.path.isdir(path):
+            try:
+                st = os.stat(path)
+            except OSError:
+                raise InputError(path, "no such file or directory") from None
+            if stat.S_ISDIR(st.st_mode):
                 found.extend(_walk(path))
             else:
-                found.append(SourceFile(os.path.dirname(path) or ".", os.path.basename(path)))
-    found.sort(key=lambda f: (f.rel, f.root))
+                parent = os.path.dirname(path) or "."
+                found.append((SourceFile(parent, os.path.basename(path)), (st.st_dev, st.st_ino)))
+    found.sort(key=lambda pair: (pair[0].rel, pair[0].root))
     unique: list[SourceFile] = []
     seen: set[tuple[int, int]] = set()
-    for f in found:
-        try:
-            st = os.stat(f.path)
-        except OSError:  # vanished since it was listed
-            continue
-        key = (st.st_dev, st.st_ino)
+    for f, key in found:  # the same file reached twice (symlinks, overlapping sources): once
         if key not in seen:
             seen.add(key)
             unique.append(f)
