@@ -76,33 +76,32 @@ class ShowFormat(str, Enum):
     albumentations = "albumentations"
 
 
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, NormstatError):
+        return str(exc)
+    if isinstance(exc, OSError):  # an output that cannot be written: disk full, permissions
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    return f"unexpected {type(exc).__name__}: {exc} (rerun with --debug)"  # a bug
+
+
 def _errors(fn: F) -> F:
-    """Turn NormstatError into ``Error: <path>: <reason>`` and exit 2 (traceback with --debug)."""
+    """Turn any error into one line ``Error: <path>: <reason>`` and exit 2; --debug re-raises
+    it with its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except NormstatError as exc:
-            if kwargs.get("debug"):
-                raise
-            Reporter().error(str(exc))
-            raise typer.Exit(2) from None
-        except OSError as exc:  # an output that cannot be written: disk full, permissions
-            if kwargs.get("debug"):
-                raise
-            where = f"{exc.filename}: " if exc.filename else ""
-            Reporter().error(f"{where}{exc.strerror or exc}")
-            raise typer.Exit(2) from None
+        except typer.Exit:
+            raise
         except KeyboardInterrupt:
             Reporter().error("interrupted")
             raise typer.Exit(130) from None
-        except typer.Exit:
-            raise
-        except Exception as exc:  # a bug: still one line, the traceback behind --debug
+        except Exception as exc:
             if kwargs.get("debug"):
                 raise
-            Reporter().error(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug)")
+            Reporter().error(_one_line(exc))
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
