@@ -49,7 +49,7 @@ class Decoded:
     native: str
 
 
-def _reason(exc: BaseException, max_pixels: int | None = None) -> str:
+def _reason(exc: BaseException, max_pixels: int | None) -> str:
     if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
         size = re.search(r"\((\d+) pixels\)", str(exc))
         pixels = f"{size.group(1)} pixels" if size else "image size"
@@ -90,9 +90,9 @@ def _wide_rawmode(im: Image.Image) -> str | None:
     return None
 
 
-def _precision_problem(im: Image.Image) -> str | None:
+def _precision_problem(im: Image.Image, wide_rawmode: str | None) -> str | None:
     """A reason to skip when no exact reader exists for what Pillow would truncate."""
-    if _wide_rawmode(im) and im.format != "PNG":
+    if wide_rawmode and im.format != "PNG":
         return f"16-bit {im.mode} {im.format}: Pillow keeps only the high byte; no exact reader"
     if im.format == "TIFF":
         samples = int(getattr(im, "tag_v2", {}).get(277, 1))
@@ -125,11 +125,11 @@ def probe(path: str, max_pixels: int | None, keep_alpha: bool) -> Probe | Skippe
     """Read the header only. ``None``: not an image and not named like one (silently ignored)."""
     try:
         with _opened(path, max_pixels) as im:
-            problem = _precision_problem(im)
+            rawmode = _wide_rawmode(im)
+            problem = _precision_problem(im, rawmode)
             if problem:
                 return Skipped(path, problem)
             native = im.mode
-            rawmode = _wide_rawmode(im)
             if rawmode:  # Pillow opens 16-bit gray+alpha PNGs as RGBA: the raw mode tells
                 return Probe(native, "I;16" if rawmode.startswith("L") else "RGB;16")
             return Probe(native, canonical_mode(native, _has_alpha(im), keep_alpha))
@@ -200,11 +200,12 @@ def decode(path: str, target: Mode, max_pixels: int | None) -> Decoded | Skipped
     """Decode the first frame, apply EXIF orientation, convert to ``target``."""
     try:
         with _opened(path, max_pixels) as im:
-            problem = _precision_problem(im)
+            wide_rawmode = _wide_rawmode(im)
+            problem = _precision_problem(im, wide_rawmode)
             if problem:
                 return Skipped(path, problem)
             native = im.mode
-            wide = _wide_rawmode(im) is not None
+            wide = wide_rawmode is not None
             if not wide:
                 im.load()  # before anything else reads: a failed load must not be swallowed
             try:

@@ -56,14 +56,12 @@ def expand_sources(src: str) -> list[str]:
     return [os.path.join(base, line) for line in lines if line and not line.startswith("#")]
 
 
-def _walk(root: str) -> Iterable[tuple[SourceFile, tuple[int, int]]]:
+def _walk(root: str, root_key: tuple[int, int]) -> Iterable[tuple[SourceFile, tuple[int, int]]]:
     """Yield non-hidden regular files under ``root`` with their (device, inode). A folder
     reachable twice (symlinks) is walked once, under its shallowest, then alphabetically first
     path: breadth-first over sorted entries, so the choice does not depend on the order the file
     system lists entries in."""
-    seen_dirs: set[tuple[int, int]] = set()
-    st = os.stat(root)
-    seen_dirs.add((st.st_dev, st.st_ino))
+    seen_dirs = {root_key}
     queue = deque([""])
     while queue:
         rel_dir = queue.popleft()
@@ -100,7 +98,7 @@ def discover(srcs: Sequence[str]) -> list[SourceFile]:
             except OSError:
                 raise InputError(path, "no such file or directory") from None
             if stat.S_ISDIR(st.st_mode):
-                found.extend(_walk(path))
+                found.extend(_walk(path, (st.st_dev, st.st_ino)))
             else:
                 parent = os.path.dirname(path) or "."
                 found.append((SourceFile(parent, os.path.basename(path)), (st.st_dev, st.st_ino)))
