@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .decode import Decoded, Probe, Skipped, decode, probe
-from .fingerprint import dhash, pixel_hash
+from .fingerprint import perceptual, pixel_hash
 from .modes import get_mode
+from .neardup import query_hashes
 from .reduce import FloatMoments, IntMoments, float_partial, histograms, int_partial
 
 __all__ = [
@@ -35,6 +36,7 @@ class ImageRecord:
     dhash: int
     height: int
     width: int
+    phash: int
 
 
 @dataclass
@@ -61,13 +63,15 @@ def reduce_image(dec: Decoded, mode_name: str) -> tuple[ImageRecord, list[np.nda
         moments = tuple(int_partial(h) for h in hists)
     else:
         moments = tuple(float_partial(px[..., c]) for c in range(channels))
+    dhash, phash = perceptual(px, mode.max_value)
     record = ImageRecord(
         dec.native,
         moments,
         pixel_hash(px, mode.name),
-        dhash(px, mode.max_value),
+        dhash,
         int(px.shape[0]),
         int(px.shape[1]),
+        phash,
     )
     return record, hists
 
@@ -95,12 +99,13 @@ def reduce_chunk(args: tuple[list[str], str, int | None]) -> ChunkResult:
 
 @dataclass(frozen=True)
 class ImagePrint:
-    """Fingerprints of one test image, for leakage checks."""
+    """Fingerprints of one test image, for leakage checks; ``queries`` are its pHashes over the
+    crop boxes and mirror images that near-duplicate search tries."""
 
     pixel_hash: bytes
-    dhash: int
     height: int
     width: int
+    queries: np.ndarray
 
 
 def fingerprint_chunk(args: tuple[list[str], str, int | None]) -> list[ImagePrint | Skipped]:
@@ -116,9 +121,9 @@ def fingerprint_chunk(args: tuple[list[str], str, int | None]) -> list[ImagePrin
         out.append(
             ImagePrint(
                 pixel_hash(px, mode.name),
-                dhash(px, mode.max_value),
                 int(px.shape[0]),
                 int(px.shape[1]),
+                query_hashes(px, mode.max_value),
             )
         )
     return out
