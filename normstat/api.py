@@ -26,6 +26,14 @@ from .fingerprint import Fingerprints, sha256_file
 from .leakage import LeakReport, exact_leaks, root_overlaps
 from .manifest import SCHEMA, Stats, atomic_write_bytes
 from .modes import MODES, Mode, get_mode
+from .nearcheck import (
+    NO_PHASH,
+    candidates,
+    contributor_warnings,
+    interpret,
+    test_duplicate_warnings,
+)
+from .neardup import DEFAULT_THRESHOLD, Match, verify_chunk
 from .normalize import SCALES, Normalizer, WriteTask, apply_chunk, output_path, remove_stale_temps
 from .pipeline import ImageRecord, fingerprint_chunk, probe_chunk, reduce_chunk
 from .reduce import (
@@ -189,6 +197,7 @@ class _Accumulator:
         self.files: list[tuple[str, str]] = []  # (abs root, rel)
         self.hashes: list[bytes] = []
         self.dhashes: list[int] = []
+        self.phashes: list[int] = []
         self.sizes: list[tuple[int, int]] = []
 
     def add(self, f: SourceFile, rec: ImageRecord) -> None:
@@ -200,6 +209,7 @@ class _Accumulator:
         self.files.append((os.path.abspath(f.root), f.rel))
         self.hashes.append(rec.pixel_hash)
         self.dhashes.append(rec.dhash)
+        self.phashes.append(rec.phash)
         self.sizes.append((rec.height, rec.width))
 
     def _fingerprints(self) -> Fingerprints:
@@ -214,6 +224,7 @@ class _Accumulator:
             dhash=np.array(self.dhashes, dtype=np.uint64),
             height=np.array([h for h, _ in self.sizes], dtype=np.uint32),
             width=np.array([w for _, w in self.sizes], dtype=np.uint32),
+            phash=np.array(self.phashes, dtype=np.uint64),
         )
 
     def finish(self, skipped: list[Skipped], options: dict[str, Any]) -> Stats:
@@ -470,18 +481,24 @@ def check(
     stats: Stats | str | os.PathLike[str],
     *,
     workers: int | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     progress: Progress | None = None,
 ) -> LeakReport:
-    """Find test images that were among the statistics' contributors (same decoded pixels)."""
+    """Find test images that were among the statistics' contributors: exact copies (same decoded
+    pixels) and near-duplicates whose pixel correlation with a contributor reaches ``threshold``."""
+    if not 0 < threshold <= 1:
+        raise ValueError("threshold must be in (0, 1]")
     paths = _as_list(test_srcs)
     loaded = stats if isinstance(stats, Stats) else Stats.load(os.fspath(stats))
     if loaded.fingerprints is None:
         raise ManifestError(loaded.path, "manifest has no fingerprints to check against")
+    fp = loaded.fingerprints
     mode = get_mode(loaded.mode)
     report = LeakReport([], 0, manifest=loaded.path or "")
     report.warnings = root_overlaps(list(loaded.data.get("sources", [])), paths)
-    tests: list[tuple[str, bytes]] = []
+    report.warnings += contributor_warnings(fp)
+    tests: list[tuple[str, bytes, np.ndarray]] = []
     with make_executor(workers) as ex:
         images, skipped = discover_images(
             paths, ex, max_pixels=max_pixels, keep_alpha=mode.alpha, progress=progress
@@ -491,16 +508,48 @@ def check(
         tasks = [([f.path for f, _ in c], mode.name, max_pixels) for c in chunks]
         done = 0
         for chunk, prints in _run(ex, fingerprint_chunk, chunks, tasks):
-            for (f, _), fp in zip(chunk, prints, strict=True):
-                if isinstance(fp, Skipped):
-                    bad.append(fp)
+            for (f, _), fprint in zip(chunk, prints, strict=True):
+                if isinstance(fprint, Skipped):
+                    bad.append(fprint)
                 else:
-                    tests.append((f.path, fp.pixel_hash))
+                    tests.append((f.path, fprint.pixel_hash, fprint.queries))
             done += len(chunk)
             _tick(progress, "check", done, len(images))
+        report.leaked = exact_leaks(fp, [(p, h) for p, h, _ in tests])
+        if fp.phash is None:
+            report.warnings.append(NO_PHASH)
+        else:
+            report.threshold = threshold
+            found, internal = candidates(fp, tests)
+            jobs = found.jobs + internal
+            results: list[Any] = []
+            vchunks = chunked(jobs, ex.workers)
+            vtasks = [(c, mode.name, max_pixels) for c in vchunks]
+            for _, res in _run_jobs(ex, vchunks, vtasks):
+                results.extend(res)
+                _tick(progress, "verify", len(results), len(jobs))
+            n = len(found.jobs)
+            near, unverified, _ = interpret(found.jobs, results[:n], threshold)
+            report.leaked += near
+            report.warnings += unverified
+            report.warnings += test_duplicate_warnings(tests, internal, results[n:], threshold)
     report.checked = len(tests)
     report.skipped = [
         {"path": s.path, "reason": s.reason} for s in sorted(bad, key=lambda s: s.path)
     ]
-    report.leaked = exact_leaks(loaded.fingerprints, tests)
+    report.leaked.sort(key=lambda leak: (leak.test, -leak.score, leak.train))
     return report
+
+
+def _run_jobs(
+    executor: Executor, chunks: list[list[Any]], tasks: list[Any]
+) -> Iterator[tuple[list[Any], list[list[Match]]]]:
+    """Verification chunks with their results; a crashed worker names the chunk's test image."""
+    try:
+        yield from zip(chunks, executor.map(verify_chunk, tasks), strict=True)
+    except WorkerDied as exc:
+        raise InputError(
+            chunks[exc.index][0][0],
+            "a worker process died verifying this test image or one after it (a crash in a"
+            " decoder); rerun with --workers 1 to find the file",
+        ) from None

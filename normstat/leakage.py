@@ -1,8 +1,8 @@
-"""Test-set leakage: test images whose decoded pixels equal those of a contributing train image.
+"""Test-set leakage: the report, and exact leaks (decoded pixels equal a contributor's).
 
 Pixels are compared in the manifest's mode, so a PNG copy of a JPEG-decoded train image, or the
-same image under another name, is found. Near-duplicates (re-encoded, resized, cropped copies)
-are not found by this exact check.
+same image under another name, is an exact leak. Near-duplicates (re-encoded, resized, cropped,
+brightness-shifted or mirrored copies) are found by neardup.py and nearcheck.py.
 """
 
 from __future__ import annotations
@@ -18,12 +18,16 @@ __all__ = ["Leak", "LeakReport", "exact_leaks", "root_overlaps"]
 
 @dataclass(frozen=True)
 class Leak:
-    """One leaked test image and the train image it matches."""
+    """One leaked test image and the train image it matches. ``kind`` is "exact" (same pixels,
+    score 1) or "near" (score: the pixel correlation that verified it; ``distance``: pHash bits
+    apart; ``mirrored``: the train image is a mirror image of the test image)."""
 
     test: str
     train: str
     kind: str
     score: float
+    distance: int | None = None
+    mirrored: bool = False
 
 
 @dataclass
@@ -35,6 +39,7 @@ class LeakReport:
     skipped: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     manifest: str = ""
+    threshold: float | None = None  # near-duplicate score threshold; None: only exact checked
 
     @property
     def clean(self) -> bool:
@@ -46,6 +51,7 @@ class LeakReport:
             "manifest": self.manifest,
             "checked": self.checked,
             "clean": self.clean,
+            "threshold": self.threshold,
             "leaked": [vars(leak) for leak in self.leaked],
             "skipped": self.skipped,
             "warnings": self.warnings,
@@ -65,7 +71,7 @@ def exact_leaks(fp: Fingerprints, tests: list[tuple[str, bytes]]) -> list[Leak]:
     for test, h in tests:
         match = index.get(h)
         if match is not None:
-            leaks.append(Leak(test, train_path(fp, match), "exact", 1.0))
+            leaks.append(Leak(test, train_path(fp, match), "exact", 1.0, 0))
     return leaks
 
 

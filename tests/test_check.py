@@ -149,8 +149,8 @@ def test_clean_test_set_exit_0(train: SimpleNamespace, tmp_path: Path) -> None:
     assert api.clean and api.checked == 4 and api.leaked == []
 
 
-def test_jpeg_reencode_is_not_an_exact_leak(train: SimpleNamespace, tmp_path: Path) -> None:
-    """Near-duplicates are out of scope for the exact check: a JPEG copy has other pixels."""
+def test_jpeg_reencode_is_a_near_not_an_exact_leak(train: SimpleNamespace, tmp_path: Path) -> None:
+    """A JPEG copy has other pixels: not exact, but found as a verified near-duplicate."""
     test = tmp_path / "test"
     test.mkdir()
     jpeg = test / "t2_copy.jpg"
@@ -160,8 +160,8 @@ def test_jpeg_reencode_is_not_an_exact_leak(train: SimpleNamespace, tmp_path: Pa
     assert np.any(decoded != train.arrays["t2.png"])  # guard: the pixels really differ
     report = normstat.check(test, train.stats, workers=1)
     assert report.checked == 1
-    assert report.leaked == []
-    assert report.clean
+    assert [(x.kind, Path(x.train).name) for x in report.leaked] == [("near", "t2.png")]
+    assert 0.95 <= report.leaked[0].score < 1
 
 
 def test_png_copy_of_decoded_jpeg_train_image_is_exact(tmp_path: Path) -> None:
@@ -228,9 +228,11 @@ def test_exif_oriented_train_images_match_upright_copies(tmp_path: Path) -> None
     pairs = sorted((Path(x.test).name, Path(x.train).name) for x in report.leaked)
     assert pairs == [(f"up{k}.bmp", f"o{k}.png") for k in range(1, 9)]
 
-    # The pixels as stored (ignoring the tag) equal the upright ones only without rotation.
+    # The pixels as stored (ignoring the tag) equal the upright ones only without rotation; with
+    # orientation 2 (a mirror) they are the upright image's mirror image: a near leak.
     report = normstat.check(raw_copies, stats, workers=1)
-    assert [Path(x.test).name for x in report.leaked] == ["raw1.bmp"]
+    found = [(Path(x.test).name, x.kind, x.mirrored) for x in report.leaked]
+    assert found == [("raw1.bmp", "exact", False), ("raw2.bmp", "near", True)]
 
 
 # --------------------------------------------------------------------------------------------
