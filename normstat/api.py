@@ -47,6 +47,7 @@ from .sources import SourceFile, discover, expand_sources
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_THRESHOLD",
     "IMAGENET",
     "ApplyResult",
     "Progress",

@@ -220,19 +220,31 @@ def check(
     json_out: str | None = typer.Option(
         None, "--json", metavar="REPORT.json", help="Write the report as JSON ('-': stdout)."
     ),
+    threshold: float = typer.Option(
+        api.DEFAULT_THRESHOLD,
+        min=0.5,
+        max=1.0,
+        help="Pixel correlation a near-duplicate must reach (higher: fewer, surer reports).",
+    ),
     workers: int | None = Workers,
     max_pixels: int = typer.Option(api.DEFAULT_MAX_PIXELS, help="Skip larger images."),
     quiet: bool = Quiet,
     debug: bool = Debug,
 ) -> None:
-    """Exit 1 if test images were among the images the statistics came from.
+    """Exit 1 if test images, or near-duplicates of them, were among the images the statistics
+    came from.
 
     Example: normstat check data/test --stats stats.json --json leaks.json
     """
     rep = Reporter(quiet)
     with rep.progress() as progress:
         report = api.check(
-            test_src, stats, workers=workers, max_pixels=max_pixels, progress=progress
+            test_src,
+            stats,
+            workers=workers,
+            threshold=threshold,
+            max_pixels=max_pixels,
+            progress=progress,
         )
     for w in report.warnings:
         rep.warn(w)

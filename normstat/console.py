@@ -146,6 +146,9 @@ def leak_table(report: LeakReport) -> Table:
     table.add_column("train image", overflow="fold")
     table.add_column("kind")
     table.add_column("score", justify="right")
+    table.add_column("bits", justify="right")
     for leak in report.leaked:
-        table.add_row(_short(leak.test), _short(leak.train), leak.kind, f"{leak.score:.3f}")
+        kind = f"{leak.kind}, mirrored" if leak.mirrored else leak.kind
+        bits = "" if leak.distance is None else str(leak.distance)
+        table.add_row(_short(leak.test), _short(leak.train), kind, f"{leak.score:.3f}", bits)
     return table

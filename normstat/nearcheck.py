@@ -28,7 +28,7 @@ __all__ = [
     "test_duplicate_warnings",
 ]
 
-CAP = 8
+CAP = 32
 NO_PHASH = (
     "manifest has no perceptual fingerprints: only exact copies are checked; "
     "recompute with normstat >= 0.2"
