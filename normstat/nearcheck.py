@@ -25,6 +25,7 @@ __all__ = [
     "candidates",
     "contributor_warnings",
     "interpret",
+    "search_queries",
     "test_duplicate_warnings",
 ]
 
@@ -55,7 +56,9 @@ def _best_per_pair(
     return out
 
 
-def _search(index: HammingIndex, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def search_queries(
+    index: HammingIndex, queries: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Whole-image hashes are probed one bit deeper (exact to 7 bits) than crop boxes."""
     n_queries = queries.shape[1]
     whole = np.zeros(n_queries, dtype=bool)
@@ -88,7 +91,7 @@ def candidates(
         return result, []
     queries = np.stack([q for _, _, q in tests])
     index = HammingIndex(fp.phash)
-    per_test = _best_per_pair(_search(index, queries), n_queries=queries.shape[1])
+    per_test = _best_per_pair(search_queries(index, queries), n_queries=queries.shape[1])
     train_hashes = fp.pixel_hash
     for t, refs in sorted(per_test.items()):
         path, h, _ = tests[t]
@@ -102,7 +105,7 @@ def candidates(
             result.jobs.append((path, pairs))
     # Inside the test split: whole-image hashes of the others against every query variant.
     test_index = HammingIndex(queries[:, 0])
-    per_test = _best_per_pair(_search(test_index, queries), n_queries=queries.shape[1])
+    per_test = _best_per_pair(search_queries(test_index, queries), n_queries=queries.shape[1])
     internal = []
     for t, refs in sorted(per_test.items()):
         twins = [
