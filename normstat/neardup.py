@@ -46,6 +46,13 @@ FLAT = 0.008  # luma std (in [0, 1] units, 2/255) below which an image is flat
 _WORK = 256  # test images are reduced to at most this side before boxes are cut
 
 
+def _filter(source: float, target: int) -> Image.Resampling:
+    """Lanczos when shrinking 2× or more: a box filter aliases fine texture differently depending
+    on the scale it starts from, which a resized copy changes. Box otherwise: Lanczos' smooth
+    sub-pixel shifts let the edge search align two different drawings of a small digit."""
+    return Image.Resampling.LANCZOS if source >= 2 * target else Image.Resampling.BOX
+
+
 def _axis_choices() -> list[tuple[float, float]]:
     out = [(0.0, 1.0)]
     for keep in (0.95, 0.90):
@@ -131,7 +138,8 @@ def _similarity(
     x0, y0, x1, y1 = box[0] * tw, box[1] * th, box[2] * tw, box[3] * th
     w = max(1, min(COMPARE, ref.width, round(x1 - x0)))
     h = max(1, min(COMPARE, ref.height, round(y1 - y0)))
-    ref_arr = np.asarray(ref.resize((w, h), Image.Resampling.BOX), dtype=np.float32)
+    resample = _filter(max(ref.width, x1 - x0), w)  # one filter for both: same artefacts
+    ref_arr = np.asarray(ref.resize((w, h), resample), dtype=np.float32)
     zr = _standardized(ref_arr)
     if zr is None:
         return None, None
@@ -139,7 +147,7 @@ def _similarity(
     gr = _edges(ref_arr)
 
     def score(b: tuple[float, float, float, float]) -> float:
-        arr = np.asarray(test.resize((w, h), Image.Resampling.BOX, box=b), dtype=np.float32)
+        arr = np.asarray(test.resize((w, h), resample, box=b), dtype=np.float32)
         if mirrored:
             arr = arr[:, ::-1]
         za = _standardized(arr)
@@ -152,11 +160,17 @@ def _similarity(
         edges = -1.0 if ga is None else float(ga @ gr) / ga.size
         return min(plain, edges)
 
-    # Coordinate ascent on the four edges, each kept within 6 % of the matched box.
+    # Start from the matched box or the whole image, whichever agrees better (a hash can match
+    # a crop box by chance), then coordinate ascent on the four edges, each kept within 6 %.
+    whole = np.array([0.0, 0.0, tw, th])
     start = np.array([x0, y0, x1, y1])
+    best = score((x0, y0, x1, y1))
+    if not np.allclose(start, whole):
+        s_whole = score((0.0, 0.0, float(tw), float(th)))
+        if s_whole > best:
+            best, start = s_whole, whole
     limit = 0.06 * np.array([tw, th, tw, th])
     current = start.copy()
-    best = score((x0, y0, x1, y1))
     if best < 0.3 or best > 0.995:  # unrelated, or already certain: no need to refine
         return best, ref_arr
     for step in (0.02, 0.01, 0.005):
