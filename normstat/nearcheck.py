@@ -29,7 +29,7 @@ __all__ = [
     "test_duplicate_warnings",
 ]
 
-CAP = 32
+CAP = 64
 NO_PHASH = (
     "manifest has no perceptual fingerprints: only exact copies are checked; "
     "recompute with normstat >= 0.2"

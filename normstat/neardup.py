@@ -178,6 +178,8 @@ def _similarity(
         return best, ref_arr
     for step in (0.02, 0.01, 0.005):
         delta = step * np.array([tw, th, tw, th])
+        if max(delta) < 0.25:  # finer than a quarter pixel of the test image: nothing to gain
+            break
         improved = True
         while improved:
             improved = False
