@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from . import __version__
-from .decode import Probe, Skipped
+from .decode import Probe, Skipped, probe
 from .errors import InputError, ManifestError, OutputError
 from .executors import Executor, WorkerDied, chunked, make_executor
 from .fingerprint import Fingerprints, sha256_file
@@ -113,12 +113,23 @@ def discover_images(
     return images, skipped
 
 
-def _decide_mode(probes: list[Probe], requested: str | None) -> Mode:
-    if requested:
-        return get_mode(requested)
-    counts = Counter(p.canonical for p in probes)
+def _decide_mode(counts: Counter[str]) -> Mode:
+    """The most common canonical mode; ties go to the more common kind of dataset."""
+    if not counts:
+        return MODES["RGB"]
     best = max(counts.values())
     return MODES[next(m for m in _MODE_PREFERENCE if counts.get(m) == best)]
+
+
+_GUESS_SAMPLE = 64
+
+
+def _guess_mode(files: list[SourceFile], max_pixels: int | None, keep_alpha: bool) -> Mode:
+    """The majority mode of an evenly spread sample of headers: the mode the single reduce
+    pass assumes. A wrong guess costs a second pass, never a wrong result."""
+    step = max(1, len(files) // _GUESS_SAMPLE)
+    heads = [probe(f.path, max_pixels, keep_alpha) for f in files[::step][:_GUESS_SAMPLE]]
+    return _decide_mode(Counter(h.canonical for h in heads if isinstance(h, Probe)))
 
 
 def compute(
@@ -131,7 +142,9 @@ def compute(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     progress: Progress | None = None,
 ) -> Stats:
-    """Statistics of every image under ``srcs``, in one streaming pass (after a header scan).
+    """Statistics of every image under ``srcs``, in one streaming pass: each file is opened
+    once, probed and reduced in the mode a header sample predicts; should the whole dataset's
+    majority mode differ from the prediction, the pass is repeated in that mode.
 
     ``mode`` forces the dataset mode (default: the most common); ``alpha="keep"`` keeps alpha
     channels; ``strict`` raises InputError on the first image that cannot contribute.
@@ -139,36 +152,57 @@ def compute(
     paths = _as_list(srcs)
     if alpha not in ("drop", "keep"):
         raise ValueError("alpha must be 'drop' or 'keep'")
+    keep_alpha = alpha == "keep"
+    files = discover(paths)
+    if not files:
+        raise InputError(", ".join(paths), "no files found")
+    target = get_mode(mode) if mode else _guess_mode(files, max_pixels, keep_alpha)
     with make_executor(workers) as ex:
-        images, skipped = discover_images(
-            paths, ex, max_pixels=max_pixels, keep_alpha=alpha == "keep", progress=progress
-        )
-        if strict and skipped:
-            raise InputError(skipped[0].path, skipped[0].reason)
-        if not images:
-            raise InputError(", ".join(paths), "no readable images found")
-        target = _decide_mode([p for _, p in images], mode)
-        acc = _Accumulator(target)
-        chunks = chunked(images, ex.workers)
-        tasks = [([f.path for f, _ in c], target.name, max_pixels) for c in chunks]
-        done = 0
-        for chunk, result in _run(ex, reduce_chunk, chunks, tasks):
-            for (f, _), outcome in zip(chunk, result.outcomes, strict=True):
-                if isinstance(outcome, Skipped):
-                    if strict:
-                        raise InputError(outcome.path, outcome.reason)
-                    acc.skipped.append(outcome)
-                else:
-                    acc.add(f, outcome)
-            if result.hist is not None and acc.hist is not None:
-                acc.hist += result.hist
-            done += len(chunk)
-            _tick(progress, "compute", done, len(images))
+        while True:
+            acc, counts = _reduce_pass(ex, files, target, max_pixels, keep_alpha, strict, progress)
+            if mode or not counts or _decide_mode(counts) is target:
+                break
+            target = _decide_mode(counts)
+    if not counts:
+        if not acc.skipped:
+            raise InputError(", ".join(paths), "no images found")
+        raise InputError(", ".join(paths), "no readable images found")
     if acc.images == 0:
         reason = acc.skipped[0].reason if acc.skipped else "no images"
         raise InputError(", ".join(paths), f"no image could be read (first reason: {reason})")
     options = {"mode": mode or "auto", "alpha": alpha, "strict": strict, "max_pixels": max_pixels}
-    return acc.finish(sorted(skipped + acc.skipped, key=lambda s: s.path), options)
+    return acc.finish(sorted(acc.skipped, key=lambda s: s.path), options)
+
+
+def _reduce_pass(
+    ex: Executor,
+    files: list[SourceFile],
+    target: Mode,
+    max_pixels: int | None,
+    keep_alpha: bool,
+    strict: bool,
+    progress: Progress | None,
+) -> tuple[_Accumulator, Counter[str]]:
+    """Every file reduced in ``target``, merged in file order; plus the canonical mode counts."""
+    acc = _Accumulator(target)
+    counts: Counter[str] = Counter()
+    chunks = chunked(files, ex.workers)
+    tasks = [([f.path for f in c], target.name, max_pixels, keep_alpha) for c in chunks]
+    done = 0
+    for chunk, result in _run(ex, reduce_chunk, chunks, tasks):
+        counts.update(m for m in result.canonical if m is not None)
+        for f, outcome in zip(chunk, result.outcomes, strict=True):
+            if isinstance(outcome, Skipped):
+                if strict:
+                    raise InputError(outcome.path, outcome.reason)
+                acc.skipped.append(outcome)
+            elif outcome is not None:
+                acc.add(f, outcome)
+        if result.hist is not None and acc.hist is not None:
+            acc.hist += result.hist
+        done += len(chunk)
+        _tick(progress, "compute", done, len(files))
+    return acc, counts
 
 
 class _Accumulator:
