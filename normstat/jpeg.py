@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import functools
 import io
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["available", "read"]
+__all__ = ["MAGIC", "available", "read"]
+
+MAGIC = b"\xff\xd8\xff"
 
 _NATIVE = {"Gray": "L", "YCbCr": "RGB"}
 _EXIF = b"Exif\x00\x00"
@@ -114,18 +116,12 @@ def _decode(sj: Any, data: bytes, target: str, colorspace: str) -> tuple[np.ndar
 
 
 def read(
-    fh: IO[bytes], target: str | None, max_pixels: int | None
+    data: bytes, target: str | None, max_pixels: int | None
 ) -> tuple[str, np.ndarray | None, Image.Image | None, int] | None:
-    """(native mode, pixels or None when ``target`` is None, Pillow image, EXIF orientation),
-    or None, with ``fh`` back at its start, when this file is not one the fast path is sure of."""
+    """(native mode, pixels or None when ``target`` is None, Pillow image, EXIF orientation)
+    of a file starting with ``MAGIC``, or None when the fast path is not sure of this file."""
     if target not in (None, "RGB", "L") or not available():
         return None
-    magic = fh.read(3)
-    if magic != b"\xff\xd8\xff":
-        fh.seek(0)
-        return None
-    data = magic + fh.read()
-    fh.seek(0)
     sj = _simplejpeg()
     try:
         height, width, colorspace, _ = sj.decode_jpeg_header(data)
