@@ -22,7 +22,7 @@ __all__ = ["MAGIC", "available", "read"]
 
 MAGIC = b"\x89PNG\r\n\x1a\n"
 _NATIVE = {(8, 0): "L", (8, 2): "RGB", (16, 0): "I;16"}  # (bit depth, colour type) → mode
-_PILLOW_READS = (b"tRNS", b"eXIf", b"tEXt", b"zTXt", b"iTXt")
+_PILLOW_READS = frozenset((b"tRNS", b"eXIf", b"tEXt", b"zTXt", b"iTXt"))
 
 
 def _pyspng() -> Any:
@@ -69,6 +69,18 @@ def _header(data: bytes) -> tuple[int, int, str] | None:
     return None if native is None else (height, width, native)
 
 
+def _chunk_types(data: bytes) -> set[bytes]:
+    """The chunk types present (a walk over the chunk headers; a truncated tail ends it)."""
+    types, i, n = set(), 8, len(data)
+    while i + 8 <= n:
+        kind = data[i + 4 : i + 8]
+        types.add(kind)
+        if kind == b"IEND":
+            break
+        i += 12 + int.from_bytes(data[i : i + 4], "big")
+    return types
+
+
 def _decode(spng: Any, data: bytes, target: str) -> tuple[str, np.ndarray, Image.Image | None]:
     head = _header(data)
     if head is None:
@@ -84,7 +96,7 @@ def _decode(spng: Any, data: bytes, target: str) -> tuple[str, np.ndarray, Image
     elif target == "L" and native == "RGB":  # Pillow's own luma weights
         image = Image.fromarray(arr).convert("L")
         return native, np.asarray(image)[..., None], image
-    return native, arr, Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+    return native, arr, None
 
 
 def read(
@@ -101,8 +113,8 @@ def read(
     allowed = ("I;16",) if native == "I;16" else ("L", "RGB")
     if target is not None and target not in allowed:
         return None
-    if any(chunk in data for chunk in _PILLOW_READS):  # may also match compressed bytes: only
-        return None  # costs the fast path for that file
+    if not _PILLOW_READS.isdisjoint(_chunk_types(data)):
+        return None
     if target is None:
         return native, None, None, 1
     try:

@@ -43,6 +43,7 @@ def histogram(channel: Any, bins: int, xp: ModuleType = np) -> np.ndarray:
     return np.asarray(xp.bincount(channel.ravel(), minlength=bins), dtype=np.int64)
 
 
+_SMALL = 4096  # samples: below this, bincount beats building a Pillow image
 _PIL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
@@ -54,6 +55,10 @@ def histograms(pixels: Any, bins: int, xp: ModuleType = np, image: Any = None) -
     one, saves a copy); everything else (16-bit, CuPy arrays) through ``bincount``.
     """
     channels = pixels.shape[2]
+    if xp is np and pixels.size <= _SMALL and image is None:  # Pillow's set-up would dominate
+        return np.stack(
+            [np.bincount(pixels[..., c].ravel(), minlength=bins) for c in range(channels)]
+        ).astype(np.int64, copy=False)
     if xp is np and pixels.dtype == np.uint8 and bins == 256 and channels in _PIL_MODES:
         from PIL import Image
 
