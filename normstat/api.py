@@ -13,13 +13,17 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
+from types import ModuleType
 from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from . import __version__
+from .batches import ArrayTask, DeviceReducer, array_chunk, array_tasks, decode_chunk
 from .decode import Probe, Skipped
+from .device import DEVICES, load_cupy
+from .device import plan as device_plan
 from .errors import InputError, ManifestError, OutputError
 from .executors import Executor, WorkerDied, chunked, make_executor
 from .fingerprint import Fingerprints, sha256_file
@@ -27,7 +31,8 @@ from .leakage import LeakReport, exact_leaks, root_overlaps
 from .manifest import SCHEMA, Stats, atomic_write_bytes
 from .modes import MODES, Mode, get_mode
 from .normalize import SCALES, Normalizer, WriteTask, apply_chunk, output_path, remove_stale_temps
-from .pipeline import ImageRecord, fingerprint_chunk, probe_chunk, reduce_chunk
+from .npysource import LAYOUTS, ArrayProbe, image_name
+from .pipeline import ChunkResult, ImageRecord, fingerprint_chunk, probe_chunk, reduce_chunk
 from .reduce import (
     PERCENTILES,
     CompensatedSum,
@@ -51,7 +56,7 @@ __all__ = [
 Progress = Callable[[str, int, int], None]
 R = TypeVar("R")
 DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 178_956_970
-_MODE_PREFERENCE = ("RGB", "L", "RGBA", "LA", "RGB;16", "I;16", "F")
+_MODE_PREFERENCE = ("RGB", "L", "RGBA", "LA", "RGB;16", "I;16", "F", "RGB;F")
 
 
 def _as_list(srcs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -89,14 +94,16 @@ def discover_images(
     max_pixels: int | None,
     keep_alpha: bool,
     progress: Progress | None = None,
+    arrays: str | None = None,
 ) -> tuple[list[tuple[SourceFile, Probe]], list[Skipped]]:
     """Files of ``srcs`` whose content is an image, with their header probe, in file order;
-    unreadable files named like images are returned as skipped."""
+    unreadable files named like images are returned as skipped. With ``arrays`` (a layout,
+    see ``npysource``), .npy files are images too (``ArrayProbe``)."""
     files = discover(srcs)
     if not files:
         raise InputError(", ".join(srcs), "no files found")
     chunks = chunked(files, executor.workers)
-    tasks = [([f.path for f in c], max_pixels, keep_alpha) for c in chunks]
+    tasks = [([f.path for f in c], max_pixels, keep_alpha, arrays) for c in chunks]
     images: list[tuple[SourceFile, Probe]] = []
     skipped: list[Skipped] = []
     done = 0
@@ -116,7 +123,9 @@ def discover_images(
 def _decide_mode(probes: list[Probe], requested: str | None) -> Mode:
     if requested:
         return get_mode(requested)
-    counts = Counter(p.canonical for p in probes)
+    counts: Counter[str] = Counter()
+    for p in probes:  # a stack of N arrays counts N times
+        counts[p.canonical] += p.count if isinstance(p, ArrayProbe) else 1
     best = max(counts.values())
     return MODES[next(m for m in _MODE_PREFERENCE if counts.get(m) == best)]
 
@@ -129,30 +138,52 @@ def compute(
     alpha: str = "drop",
     strict: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    device: str = "auto",
+    npy_layout: str = "auto",
     progress: Progress | None = None,
 ) -> Stats:
     """Statistics of every image under ``srcs``, in one streaming pass (after a header scan).
 
     ``mode`` forces the dataset mode (default: the most common); ``alpha="keep"`` keeps alpha
     channels; ``strict`` raises InputError on the first image that cannot contribute.
+    ``device`` is ``auto``, ``cpu`` or ``gpu`` (DeviceError if none is usable); ``npy_layout``
+    reads 3-D .npy arrays as one H×W×C image (``hwc``) or an N×H×W stack (``nhw``).
     """
     paths = _as_list(srcs)
     if alpha not in ("drop", "keep"):
         raise ValueError("alpha must be 'drop' or 'keep'")
+    if npy_layout not in LAYOUTS or device not in DEVICES:
+        raise ValueError(f"npy_layout must be {'|'.join(LAYOUTS)}, device {'|'.join(DEVICES)}")
+    if device == "gpu":
+        load_cupy()  # fail before the scan, not after it
     with make_executor(workers) as ex:
         images, skipped = discover_images(
-            paths, ex, max_pixels=max_pixels, keep_alpha=alpha == "keep", progress=progress
+            paths,
+            ex,
+            max_pixels=max_pixels,
+            keep_alpha=alpha == "keep",
+            progress=progress,
+            arrays=npy_layout,
         )
         if strict and skipped:
             raise InputError(skipped[0].path, skipped[0].reason)
         if not images:
             raise InputError(", ".join(paths), "no readable images found")
         target = _decide_mode([p for _, p in images], mode)
+        arrays = [(f, p) for f, p in images if isinstance(p, ArrayProbe)]
+        images = [(f, p) for f, p in images if not isinstance(p, ArrayProbe)]
+        plan = device_plan(device, sum(p.nbytes for _, p in arrays))
         acc = _Accumulator(target)
         chunks = chunked(images, ex.workers)
         tasks = [([f.path for f, _ in c], target.name, max_pixels) for c in chunks]
-        done = 0
-        for chunk, result in _run(ex, reduce_chunk, chunks, tasks):
+        done, total = 0, len(images) + sum(p.count for _, p in arrays)
+        results: Iterator[tuple[list[Any], ChunkResult]]
+        if plan.files is np:
+            results = _run(ex, reduce_chunk, chunks, tasks)
+        else:  # decoded by the workers, reduced on the GPU here
+            reducer = DeviceReducer(target, plan.files)
+            results = reducer.files(_run(ex, decode_chunk, chunks, tasks))
+        for chunk, result in results:
             for (f, _), outcome in zip(chunk, result.outcomes, strict=True):
                 if isinstance(outcome, Skipped):
                     if strict:
@@ -163,12 +194,62 @@ def compute(
             if result.hist is not None and acc.hist is not None:
                 acc.hist += result.hist
             done += len(chunk)
-            _tick(progress, "compute", done, len(images))
+            _tick(progress, "compute", done, total)
+        _add_arrays(
+            ex,
+            arrays,
+            acc,
+            plan.arrays,
+            strict,
+            lambda n: _tick(progress, "compute", done + n, total),
+        )
     if acc.images == 0:
         reason = acc.skipped[0].reason if acc.skipped else "no images"
         raise InputError(", ".join(paths), f"no image could be read (first reason: {reason})")
-    options = {"mode": mode or "auto", "alpha": alpha, "strict": strict, "max_pixels": max_pixels}
+    options = {
+        "mode": mode or "auto",
+        "alpha": alpha,
+        "strict": strict,
+        "max_pixels": max_pixels,
+        "device": device,
+        "npy_layout": npy_layout,
+    }
     return acc.finish(sorted(skipped + acc.skipped, key=lambda s: s.path), options)
+
+
+def _add_arrays(
+    ex: Executor,
+    arrays: list[tuple[SourceFile, ArrayProbe]],
+    acc: _Accumulator,
+    xp: ModuleType,
+    strict: bool,
+    tick: Callable[[int], None],
+) -> None:
+    """Reduce .npy sources in batches (after the image files, in file order): in the workers
+    with NumPy, or fingerprinted there and reduced here on the device."""
+    chunks: list[list[tuple[SourceFile, ArrayTask]]] = []
+    for f, p in arrays:
+        for task in array_tasks(f.path, f.rel, p, acc.mode.name, reduce=xp is np):
+            chunks.append([(f, task)])
+    tasks = [c[0][1] for c in chunks]
+    results: Iterator[tuple[list[tuple[SourceFile, ArrayTask]], ChunkResult]]
+    results = _run(ex, array_chunk, chunks, tasks)
+    if xp is not np:  # fingerprinted by the workers, reduced on the GPU here
+        results = DeviceReducer(acc.mode, xp).arrays(results)
+    done = 0
+    for chunk, result in results:
+        f, task = chunk[0]
+        for i, outcome in enumerate(result.outcomes):
+            if isinstance(outcome, Skipped):
+                if strict:
+                    raise InputError(outcome.path, outcome.reason)
+                acc.skipped.append(outcome)
+            else:
+                acc.add(SourceFile(f.root, image_name(f.rel, task.probe, task.start + i)), outcome)
+        if result.hist is not None and acc.hist is not None:
+            acc.hist += result.hist
+        done += task.stop - task.start
+        tick(done)
 
 
 class _Accumulator:

@@ -13,6 +13,7 @@ import numpy as np
 from .decode import Decoded, Probe, Skipped, decode, probe
 from .fingerprint import dhash, pixel_hash
 from .modes import get_mode
+from .npysource import is_npy, probe_array
 from .reduce import FloatMoments, IntMoments, float_partial, histograms, int_partial
 
 __all__ = [
@@ -45,9 +46,18 @@ class ChunkResult:
     hist: np.ndarray | None
 
 
-def probe_chunk(args: tuple[list[str], int | None, bool]) -> list[Probe | Skipped | None]:
-    paths, max_pixels, keep_alpha = args
-    return [probe(p, max_pixels, keep_alpha) for p in paths]
+def probe_chunk(
+    args: tuple[list[str], int | None, bool, str | None],
+) -> list[Probe | Skipped | None]:
+    """Header probes; with an array layout (``args[3]``), .npy files are probed as arrays."""
+    paths, max_pixels, keep_alpha, layout = args
+    out = [probe(p, max_pixels, keep_alpha) for p in paths]
+    if layout is None:
+        return out
+    return [  # only files Pillow does not know are sniffed for the .npy magic
+        probe_array(p, keep_alpha, max_pixels, layout) if r is None and is_npy(p) else r
+        for p, r in zip(paths, out, strict=True)
+    ]
 
 
 def reduce_image(dec: Decoded, mode_name: str) -> tuple[ImageRecord, list[np.ndarray]]:
