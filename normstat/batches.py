@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .batchreduce import reduce_batch
+from .batchreduce import BatchMoments, reduce_batch
 from .decode import Skipped, decode
 from .device import Stager
 from .fingerprint import dhash, pixel_hash
@@ -23,6 +23,7 @@ from .kernels import fused_sum_sq
 from .modes import Mode, get_mode
 from .npysource import ArrayProbe, convert_batch, image_name, open_array, read_batch
 from .pipeline import ChunkResult, ImageRecord
+from .reduce import FloatMoments, IntMoments, histograms, int_partial
 
 __all__ = [
     "CPU_BATCH_BYTES",
@@ -109,13 +110,29 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
         keep = [i for i, r in enumerate(reasons) if r is None]
         if keep:
             valid = pixels if len(keep) == len(pixels) else pixels[keep]
-            reduced = reduce_batch(valid, mode)
+            reduced = _reduce_on_cpu(valid, mode)
             for i, moments in zip(keep, reduced.moments, strict=True):
                 record = outcomes[i]
                 assert isinstance(record, ImageRecord)
                 outcomes[i] = replace(record, moments=moments)
             hist = reduced.hist
     return ChunkResult(outcomes, hist)
+
+
+def _reduce_on_cpu(pixels: np.ndarray, mode: Mode) -> BatchMoments:
+    """On the CPU, integer images take the image files' route (Pillow's one-pass C histogram
+    for 8 bits, bincount for 16): 10-20× the generic batch's bincount and int64 sums, with the
+    identical exact result (tests check both against each other). Floats: the generic batch,
+    which is bit-identical to ``float_partial`` per image."""
+    if not mode.integer:
+        return reduce_batch(pixels, mode)
+    total = np.zeros((len(mode.channels), mode.bins), dtype=np.int64)
+    moments: list[tuple[IntMoments | FloatMoments, ...]] = []
+    for px in pixels:
+        hists = histograms(px, mode.bins)
+        total += hists
+        moments.append(tuple(int_partial(h) for h in hists))
+    return BatchMoments(moments, total)
 
 
 def _skip_name(task: ArrayTask, index: int) -> str:
