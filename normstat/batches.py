@@ -33,6 +33,7 @@ __all__ = [
     "array_chunk",
     "array_tasks",
     "decode_chunk",
+    "reduce_on_cpu",
 ]
 
 C = TypeVar("C")
@@ -110,7 +111,7 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
         keep = [i for i, r in enumerate(reasons) if r is None]
         if keep:
             valid = pixels if len(keep) == len(pixels) else pixels[keep]
-            reduced = _reduce_on_cpu(valid, mode)
+            reduced = reduce_on_cpu(valid, mode)
             for i, moments in zip(keep, reduced.moments, strict=True):
                 record = outcomes[i]
                 assert isinstance(record, ImageRecord)
@@ -119,7 +120,7 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
     return ChunkResult(outcomes, hist)
 
 
-def _reduce_on_cpu(pixels: np.ndarray, mode: Mode) -> BatchMoments:
+def reduce_on_cpu(pixels: np.ndarray, mode: Mode) -> BatchMoments:
     """On the CPU, integer images take the image files' route (Pillow's one-pass C histogram
     for 8 bits, bincount for 16): 10-20× the generic batch's bincount and int64 sums, with the
     identical exact result (tests check both against each other). Floats: the generic batch,

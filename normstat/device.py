@@ -33,7 +33,7 @@ DEVICES = ("auto", "cpu", "gpu")
 # --device auto moves .npy data to the GPU from this many bytes on. An estimate, not yet a
 # measurement on a GPU: starting CUDA and CuPy (context, kernel compilation or cache load) costs
 # about 0.5-1 s, after which a batch costs its PCIe transfer (~12 GB/s pinned, PCIe 4 x16)
-# instead of the CPU reducer (measured at 0.4-1.2 GB/s per process by benchmarks/gpu.py).
+# instead of the CPU reducer (measured at 0.3-1.3 GB/s per process by benchmarks/gpu.py).
 # 1 s / (1/1 GB/s - 1/12 GB/s) ≈ 1.1 GB. benchmarks/gpu.py prints the measured crossover.
 AUTO_MIN_BYTES = 1 << 30
 

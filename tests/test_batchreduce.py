@@ -170,3 +170,16 @@ def test_kernel_is_used_only_when_it_matches() -> None:
     assert fused_sum_sq(make_fake_cupy(None)) is None
     assert kernel_matches(lambda a, axis: sum_sq(a, axis), np)
     assert not kernel_matches(lambda a, axis: sum_sq(a, axis).astype(np.float32), np)
+
+
+@pytest.mark.parametrize("key", [("uint8", 3), ("uint8", 4), ("uint16", 1), ("float32", 3)])
+def test_cpu_array_route_equals_the_generic_batch(key: tuple[str, int]) -> None:
+    """The CPU's histogram route for .npy batches gives the generic batch's exact results."""
+    from normstat.batches import reduce_on_cpu
+
+    mode = MODES[MODE_OF[key]]
+    x = _batch(key[0], (4, 19, 21, key[1]))
+    fast, generic = reduce_on_cpu(x, mode), reduce_batch(x, mode)
+    assert fast.moments == generic.moments
+    if mode.integer:
+        assert np.array_equal(fast.hist, generic.hist)  # type: ignore[arg-type]
