@@ -21,7 +21,7 @@ from PIL import Image
 
 from . import __version__
 from .batches import ArrayTask, DeviceReducer, array_chunk, array_tasks, decode_chunk
-from .decode import Probe, Skipped
+from .decode import Probe, Skipped, probe
 from .device import DEVICES, load_cupy
 from .device import plan as device_plan
 from .errors import InputError, ManifestError, OutputError
@@ -31,7 +31,7 @@ from .leakage import LeakReport, exact_leaks, root_overlaps
 from .manifest import SCHEMA, Stats, atomic_write_bytes
 from .modes import MODES, Mode, get_mode
 from .normalize import SCALES, Normalizer, WriteTask, apply_chunk, output_path, remove_stale_temps
-from .npysource import LAYOUTS, ArrayProbe, image_name
+from .npysource import LAYOUTS, ArrayProbe, image_name, is_npy, probe_array
 from .pipeline import ChunkResult, ImageRecord, fingerprint_chunk, probe_chunk, reduce_chunk
 from .reduce import (
     PERCENTILES,
@@ -94,16 +94,14 @@ def discover_images(
     max_pixels: int | None,
     keep_alpha: bool,
     progress: Progress | None = None,
-    arrays: str | None = None,
 ) -> tuple[list[tuple[SourceFile, Probe]], list[Skipped]]:
     """Files of ``srcs`` whose content is an image, with their header probe, in file order;
-    unreadable files named like images are returned as skipped. With ``arrays`` (a layout,
-    see ``npysource``), .npy files are images too (``ArrayProbe``)."""
+    unreadable files named like images are returned as skipped."""
     files = discover(srcs)
     if not files:
         raise InputError(", ".join(srcs), "no files found")
     chunks = chunked(files, executor.workers)
-    tasks = [([f.path for f in c], max_pixels, keep_alpha, arrays) for c in chunks]
+    tasks = [([f.path for f in c], max_pixels, keep_alpha) for c in chunks]
     images: list[tuple[SourceFile, Probe]] = []
     skipped: list[Skipped] = []
     done = 0
@@ -120,14 +118,23 @@ def discover_images(
     return images, skipped
 
 
-def _decide_mode(probes: list[Probe], requested: str | None) -> Mode:
-    if requested:
-        return get_mode(requested)
-    counts: Counter[str] = Counter()
-    for p in probes:  # a stack of N arrays counts N times
-        counts[p.canonical] += p.count if isinstance(p, ArrayProbe) else 1
+def _decide_mode(counts: Counter[str]) -> Mode:
+    """The most common canonical mode; ties go to the more common kind of dataset."""
+    if not counts:
+        return MODES["RGB"]
     best = max(counts.values())
     return MODES[next(m for m in _MODE_PREFERENCE if counts.get(m) == best)]
+
+
+_GUESS_SAMPLE = 64
+
+
+def _guess_mode(files: list[SourceFile], max_pixels: int | None, keep_alpha: bool) -> Mode:
+    """The majority mode of an evenly spread sample of headers: the mode the single reduce
+    pass assumes. A wrong guess costs a second pass, never a wrong result."""
+    step = max(1, len(files) // _GUESS_SAMPLE)
+    heads = [probe(f.path, max_pixels, keep_alpha) for f in files[::step][:_GUESS_SAMPLE]]
+    return _decide_mode(Counter(h.canonical for h in heads if isinstance(h, Probe)))
 
 
 def compute(
@@ -142,7 +149,9 @@ def compute(
     npy_layout: str = "auto",
     progress: Progress | None = None,
 ) -> Stats:
-    """Statistics of every image under ``srcs``, in one streaming pass (after a header scan).
+    """Statistics of every image under ``srcs``, in one streaming pass: each file is opened
+    once, probed and reduced in the mode a header sample predicts; should the whole dataset's
+    majority mode differ from the prediction, the pass is repeated in that mode.
 
     ``mode`` forces the dataset mode (default: the most common); ``alpha="keep"`` keeps alpha
     channels; ``strict`` raises InputError on the first image that cannot contribute.
@@ -154,55 +163,37 @@ def compute(
         raise ValueError("alpha must be 'drop' or 'keep'")
     if npy_layout not in LAYOUTS or device not in DEVICES:
         raise ValueError(f"npy_layout must be {'|'.join(LAYOUTS)}, device {'|'.join(DEVICES)}")
-    if device == "gpu":
-        load_cupy()  # fail before the scan, not after it
+    files_xp = load_cupy() if device == "gpu" else np  # fail before reading anything
+    keep_alpha = alpha == "keep"
+    files = discover(paths)
+    if not files:
+        raise InputError(", ".join(paths), "no files found")
+    target = get_mode(mode) if mode else _guess_mode(files, max_pixels, keep_alpha)
+    arrays: list[tuple[SourceFile, ArrayProbe]] | None = None
+    bad_arrays: list[Skipped] = []
     with make_executor(workers) as ex:
-        images, skipped = discover_images(
-            paths,
-            ex,
-            max_pixels=max_pixels,
-            keep_alpha=alpha == "keep",
-            progress=progress,
-            arrays=npy_layout,
-        )
-        if strict and skipped:
-            raise InputError(skipped[0].path, skipped[0].reason)
-        if not images:
-            raise InputError(", ".join(paths), "no readable images found")
-        target = _decide_mode([p for _, p in images], mode)
-        arrays = [(f, p) for f, p in images if isinstance(p, ArrayProbe)]
-        images = [(f, p) for f, p in images if not isinstance(p, ArrayProbe)]
-        plan = device_plan(device, sum(p.nbytes for _, p in arrays))
-        acc = _Accumulator(target)
-        chunks = chunked(images, ex.workers)
-        tasks = [([f.path for f, _ in c], target.name, max_pixels) for c in chunks]
-        done, total = 0, len(images) + sum(p.count for _, p in arrays)
-        results: Iterator[tuple[list[Any], ChunkResult]]
-        if plan.files is np:
-            results = _run(ex, reduce_chunk, chunks, tasks)
-        else:  # decoded by the workers, reduced on the GPU here
-            reducer = DeviceReducer(target, plan.files)
-            results = reducer.files(_run(ex, decode_chunk, chunks, tasks))
-        for chunk, result in results:
-            for (f, _), outcome in zip(chunk, result.outcomes, strict=True):
-                if isinstance(outcome, Skipped):
-                    if strict:
-                        raise InputError(outcome.path, outcome.reason)
-                    acc.skipped.append(outcome)
-                else:
-                    acc.add(f, outcome)
-            if result.hist is not None and acc.hist is not None:
-                acc.hist += result.hist
-            done += len(chunk)
-            _tick(progress, "compute", done, total)
-        _add_arrays(
-            ex,
-            arrays,
-            acc,
-            plan.arrays,
-            strict,
-            lambda n: _tick(progress, "compute", done + n, total),
-        )
+        while True:
+            acc, counts, unknown = _reduce_pass(
+                ex, files, target, max_pixels, keep_alpha, strict, progress, files_xp
+            )
+            if arrays is None:  # files no image decoder knows may be .npy arrays
+                arrays, bad_arrays = _probe_arrays(unknown, keep_alpha, max_pixels, npy_layout)
+            for _, p in arrays:  # each image of a stack is one vote
+                counts[p.canonical] += p.count
+            if mode or not counts or _decide_mode(counts) is target:
+                break
+            target = _decide_mode(counts)
+        for bad in bad_arrays:
+            if strict:
+                raise InputError(bad.path, bad.reason)
+            acc.skipped.append(bad)
+        if arrays:
+            xp = device_plan(device, sum(p.nbytes for _, p in arrays)).arrays
+            _add_arrays(ex, arrays, acc, xp, strict, progress)
+    if not counts:
+        if not acc.skipped:
+            raise InputError(", ".join(paths), "no images found")
+        raise InputError(", ".join(paths), "no readable images found")
     if acc.images == 0:
         reason = acc.skipped[0].reason if acc.skipped else "no images"
         raise InputError(", ".join(paths), f"no image could be read (first reason: {reason})")
@@ -214,7 +205,64 @@ def compute(
         "device": device,
         "npy_layout": npy_layout,
     }
-    return acc.finish(sorted(skipped + acc.skipped, key=lambda s: s.path), options)
+    return acc.finish(sorted(acc.skipped, key=lambda s: s.path), options)
+
+
+def _reduce_pass(
+    ex: Executor,
+    files: list[SourceFile],
+    target: Mode,
+    max_pixels: int | None,
+    keep_alpha: bool,
+    strict: bool,
+    progress: Progress | None,
+    xp: ModuleType = np,
+) -> tuple[_Accumulator, Counter[str], list[SourceFile]]:
+    """Every file reduced in ``target``, merged in file order; plus the canonical mode counts
+    and the files that are not images. ``xp`` not NumPy: reduced on the GPU in this process."""
+    acc = _Accumulator(target)
+    counts: Counter[str] = Counter()
+    unknown: list[SourceFile] = []
+    chunks = chunked(files, ex.workers)
+    tasks = [([f.path for f in c], target.name, max_pixels, keep_alpha) for c in chunks]
+    done = 0
+    results: Iterator[tuple[list[SourceFile], ChunkResult]]
+    if xp is np:
+        results = _run(ex, reduce_chunk, chunks, tasks)
+    else:  # decoded by the workers, reduced on the GPU here
+        results = DeviceReducer(target, xp).files(_run(ex, decode_chunk, chunks, tasks))
+    for chunk, result in results:
+        counts.update(m for m in result.canonical if m is not None)
+        for f, outcome in zip(chunk, result.outcomes, strict=True):
+            if isinstance(outcome, Skipped):
+                if strict:
+                    raise InputError(outcome.path, outcome.reason)
+                acc.skipped.append(outcome)
+            elif outcome is not None:
+                acc.add(f, outcome)
+            else:
+                unknown.append(f)
+        if result.hist is not None and acc.hist is not None:
+            acc.hist += result.hist
+        done += len(chunk)
+        _tick(progress, "compute", done, len(files))
+    return acc, counts, unknown
+
+
+def _probe_arrays(
+    files: list[SourceFile], keep_alpha: bool, max_pixels: int | None, layout: str
+) -> tuple[list[tuple[SourceFile, ArrayProbe]], list[Skipped]]:
+    """The .npy files among ``files`` (by their magic), probed: header only, in this process."""
+    arrays: list[tuple[SourceFile, ArrayProbe]] = []
+    bad: list[Skipped] = []
+    for f in files:
+        if is_npy(f.path):
+            p = probe_array(f.path, keep_alpha, max_pixels, layout)
+            if isinstance(p, Skipped):
+                bad.append(p)
+            else:
+                arrays.append((f, p))
+    return arrays, bad
 
 
 def _add_arrays(
@@ -223,7 +271,7 @@ def _add_arrays(
     acc: _Accumulator,
     xp: ModuleType,
     strict: bool,
-    tick: Callable[[int], None],
+    progress: Progress | None,
 ) -> None:
     """Reduce .npy sources in batches (after the image files, in file order): in the workers
     with NumPy, or fingerprinted there and reduced here on the device."""
@@ -236,7 +284,7 @@ def _add_arrays(
     results = _run(ex, array_chunk, chunks, tasks)
     if xp is not np:  # fingerprinted by the workers, reduced on the GPU here
         results = DeviceReducer(acc.mode, xp).arrays(results)
-    done = 0
+    done, total = 0, sum(p.count for _, p in arrays)
     for chunk, result in results:
         f, task = chunk[0]
         for i, outcome in enumerate(result.outcomes):
@@ -244,12 +292,12 @@ def _add_arrays(
                 if strict:
                     raise InputError(outcome.path, outcome.reason)
                 acc.skipped.append(outcome)
-            else:
+            elif outcome is not None:
                 acc.add(SourceFile(f.root, image_name(f.rel, task.probe, task.start + i)), outcome)
         if result.hist is not None and acc.hist is not None:
             acc.hist += result.hist
         done += task.stop - task.start
-        tick(done)
+        _tick(progress, "arrays", done, total)
 
 
 class _Accumulator:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .batchreduce import BatchMoments, reduce_batch
-from .decode import Skipped, decode
+from .decode import Probe, Skipped, load
 from .device import Stager
 from .fingerprint import dhash, pixel_hash
 from .kernels import fused_sum_sq
@@ -117,7 +117,7 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
                 assert isinstance(record, ImageRecord)
                 outcomes[i] = replace(record, moments=moments)
             hist = reduced.hist
-    return ChunkResult(outcomes, hist)
+    return ChunkResult(list(outcomes), [None] * len(outcomes), hist)
 
 
 def reduce_on_cpu(pixels: np.ndarray, mode: Mode) -> BatchMoments:
@@ -142,28 +142,42 @@ def _skip_name(task: ArrayTask, index: int) -> str:
 
 @dataclass
 class DecodedChunk:
-    """A chunk decoded and fingerprinted by a worker, pixels kept for the device."""
+    """A chunk probed, decoded and fingerprinted by a worker, pixels kept for the device."""
 
-    outcomes: list[ImageRecord | Skipped]
+    outcomes: list[ImageRecord | Skipped | None]
+    canonical: list[str | None]
     pixels: list[np.ndarray | None]
 
 
-def decode_chunk(args: tuple[list[str], str, int | None]) -> DecodedChunk:
+def decode_chunk(args: tuple[list[str], str, int | None, bool]) -> DecodedChunk:
     """Like ``pipeline.reduce_chunk`` but returning the pixels instead of reducing them."""
-    paths, mode_name, max_pixels = args
+    paths, mode_name, max_pixels, keep_alpha = args
     mode = get_mode(mode_name)
-    outcomes: list[ImageRecord | Skipped] = []
-    pixels: list[np.ndarray | None] = []
+    out = DecodedChunk([], [], [])
     for path in paths:
-        dec = decode(path, mode, max_pixels)
-        if isinstance(dec, Skipped) or dec.pixels.size == 0:
-            empty = Skipped(path, "image has no pixels")
-            outcomes.append(dec if isinstance(dec, Skipped) else empty)
-            pixels.append(None)
-            continue
-        outcomes.append(_record(dec.native, dec.pixels, mode))
-        pixels.append(dec.pixels)
-    return DecodedChunk(outcomes, pixels)
+        head, dec = load(path, mode, max_pixels, keep_alpha)
+        out.canonical.append(head.canonical if isinstance(head, Probe) else None)
+        outcome: ImageRecord | Skipped | None
+        px = None
+        if head is None or isinstance(head, Skipped):
+            outcome = head
+        elif dec is None or isinstance(dec, Skipped):
+            outcome = dec
+        elif dec.pixels.size == 0:
+            outcome = Skipped(path, "image has no pixels")
+        else:
+            px = dec.pixels
+            outcome = ImageRecord(
+                dec.native,
+                (),
+                pixel_hash(px, mode.name),
+                dhash(px, mode.max_value, dec.image),
+                int(px.shape[0]),
+                int(px.shape[1]),
+            )
+        out.outcomes.append(outcome)
+        out.pixels.append(px)
+    return out
 
 
 class DeviceReducer:
@@ -217,8 +231,8 @@ class DeviceReducer:
                     outcomes[k][i] = replace(record, moments=moments)
                 hist = self._add_hist(hist, reduced.hist)
                 start = end
-        for k, (chunk, _) in enumerate(pending):  # the histogram rides on the first chunk
-            yield chunk, ChunkResult(outcomes[k], hist if k == 0 else None)
+        for k, (chunk, decoded) in enumerate(pending):  # the histogram rides on the first chunk
+            yield chunk, ChunkResult(outcomes[k], decoded.canonical, hist if k == 0 else None)
 
     def arrays(
         self, results: Iterable[tuple[list[tuple[Any, ArrayTask]], ChunkResult]]
@@ -240,4 +254,4 @@ class DeviceReducer:
                 record = outcomes[i]
                 assert isinstance(record, ImageRecord)
                 outcomes[i] = replace(record, moments=moments)
-            yield chunk, ChunkResult(outcomes, reduced.hist)
+            yield chunk, ChunkResult(outcomes, result.canonical, reduced.hist)

@@ -45,12 +45,16 @@ def pixel_hash(pixels: np.ndarray, mode: str) -> bytes:
     return h.digest()
 
 
-def dhash(pixels: np.ndarray, max_value: float) -> int:
-    """64-bit difference hash: a 9×8 grayscale thumbnail, bit set where brightness rises."""
+def dhash(pixels: np.ndarray, max_value: float, image: Image.Image | None = None) -> int:
+    """64-bit difference hash: a 9×8 grayscale thumbnail, bit set where brightness rises.
+    ``image``: a Pillow image of the same 8-bit pixels, when the decoder kept one."""
     colour = pixels.shape[2] >= 3
     if pixels.dtype == np.uint8:  # Pillow's C luma conversion; alpha is ignored
-        thumb = Image.fromarray(np.ascontiguousarray(pixels[..., :3] if colour else pixels[..., 0]))
-        thumb = thumb.convert("L") if colour else thumb
+        if image is None:
+            image = Image.fromarray(
+                np.ascontiguousarray(pixels[..., :3] if colour else pixels[..., 0])
+            )
+        thumb = image.convert("L") if image.mode != "L" else image
     else:
         gray = pixels[..., :3] @ _LUMA if colour else pixels[..., 0].astype(np.float32)
         thumb = Image.fromarray(

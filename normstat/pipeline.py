@@ -10,11 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decode import Decoded, Probe, Skipped, decode, probe
+from .decode import Decoded, Probe, Skipped, decode, load, probe
 from .fingerprint import dhash, pixel_hash
 from .modes import get_mode
-from .npysource import is_npy, probe_array
-from .reduce import FloatMoments, IntMoments, float_partial, histograms, int_partial
+from .reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
 
 __all__ = [
     "ChunkResult",
@@ -40,55 +39,56 @@ class ImageRecord:
 
 @dataclass
 class ChunkResult:
-    """Outcomes in file order, plus the chunk's summed histogram (integer modes only)."""
+    """Outcomes in file order (None: not an image), each file's canonical mode (None when its
+    header is unreadable), and the chunk's summed histogram (integer modes only)."""
 
-    outcomes: list[ImageRecord | Skipped]
+    outcomes: list[ImageRecord | Skipped | None]
+    canonical: list[str | None]
     hist: np.ndarray | None
 
 
-def probe_chunk(
-    args: tuple[list[str], int | None, bool, str | None],
-) -> list[Probe | Skipped | None]:
-    """Header probes; with an array layout (``args[3]``), .npy files are probed as arrays."""
-    paths, max_pixels, keep_alpha, layout = args
-    out = [probe(p, max_pixels, keep_alpha) for p in paths]
-    if layout is None:
-        return out
-    return [  # only files Pillow does not know are sniffed for the .npy magic
-        probe_array(p, keep_alpha, max_pixels, layout) if r is None and is_npy(p) else r
-        for p, r in zip(paths, out, strict=True)
-    ]
+def probe_chunk(args: tuple[list[str], int | None, bool]) -> list[Probe | Skipped | None]:
+    paths, max_pixels, keep_alpha = args
+    return [probe(p, max_pixels, keep_alpha) for p in paths]
 
 
-def reduce_image(dec: Decoded, mode_name: str) -> tuple[ImageRecord, list[np.ndarray]]:
+def reduce_image(dec: Decoded, mode_name: str) -> tuple[ImageRecord, np.ndarray | None]:
+    """One image's record, and its per-channel histograms (integer modes)."""
     mode = get_mode(mode_name)
     px = dec.pixels
     channels = px.shape[2]
-    hists: list[np.ndarray] = []
+    hists = None
     moments: tuple[IntMoments | FloatMoments, ...]
     if mode.integer:
-        hists = list(histograms(px, mode.bins))
-        moments = tuple(int_partial(h) for h in hists)
+        hists = histograms(px, mode.bins, image=dec.image)
+        moments = int_partials(hists)
     else:
         moments = tuple(float_partial(px[..., c]) for c in range(channels))
     record = ImageRecord(
         dec.native,
         moments,
         pixel_hash(px, mode.name),
-        dhash(px, mode.max_value),
+        dhash(px, mode.max_value, dec.image),
         int(px.shape[0]),
         int(px.shape[1]),
     )
     return record, hists
 
 
-def reduce_chunk(args: tuple[list[str], str, int | None]) -> ChunkResult:
-    paths, mode_name, max_pixels = args
+def reduce_chunk(args: tuple[list[str], str, int | None, bool]) -> ChunkResult:
+    """Probe and reduce each file from one open; the caller checks the mode guess afterwards."""
+    paths, mode_name, max_pixels, keep_alpha = args
     mode = get_mode(mode_name)
     total = np.zeros((len(mode.channels), mode.bins), dtype=np.int64) if mode.integer else None
-    outcomes: list[ImageRecord | Skipped] = []
+    outcomes: list[ImageRecord | Skipped | None] = []
+    canonical: list[str | None] = []
     for path in paths:
-        dec = decode(path, mode, max_pixels)
+        head, dec = load(path, mode, max_pixels, keep_alpha)
+        canonical.append(head.canonical if isinstance(head, Probe) else None)
+        if head is None or isinstance(head, Skipped):
+            outcomes.append(head)
+            continue
+        assert dec is not None
         if isinstance(dec, Skipped):
             outcomes.append(dec)
             continue
@@ -96,11 +96,10 @@ def reduce_chunk(args: tuple[list[str], str, int | None]) -> ChunkResult:
             outcomes.append(Skipped(path, "image has no pixels"))
             continue
         record, hists = reduce_image(dec, mode_name)
-        if total is not None:
-            for c, h in enumerate(hists):
-                total[c] += h
+        if total is not None and hists is not None:
+            total += hists
         outcomes.append(record)
-    return ChunkResult(outcomes, total)
+    return ChunkResult(outcomes, canonical, total)
 
 
 @dataclass(frozen=True)
