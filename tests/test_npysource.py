@@ -301,3 +301,20 @@ def test_apply_and_check_still_ignore_arrays(tmp_path: Path) -> None:
     assert stats.data["images"] == 3
     result = normstat.apply(src, stats, tmp_path / "out", workers=1)
     assert (result.written, result.skipped) == (1, [])
+
+
+def test_big_endian_and_float16_arrays_read_as_their_values(tmp_path: Path) -> None:
+    """Byte order and half precision are storage details: the statistics are of the values."""
+    x = RNG.integers(0, 65536, (3, 6, 7), dtype=np.uint16)
+    for name, stored in [("native", x), ("big", x.astype(">u2"))]:
+        (tmp_path / name).mkdir()
+        _save(tmp_path / name / "a.npy", stored)
+    a = normstat.compute(tmp_path / "native", workers=1)
+    b = normstat.compute(tmp_path / "big", workers=1)
+    assert a.data["state"] == b.data["state"] and a.data["raw"] == b.data["raw"]
+    half = RNG.standard_normal((2, 5, 6)).astype(np.float16)
+    (tmp_path / "half").mkdir()
+    _save(tmp_path / "half" / "h.npy", half)
+    stats = normstat.compute(tmp_path / "half", workers=1)
+    mean, _ = _exact(half.astype(np.float64).ravel())
+    assert stats.data["raw"]["mean"][0] == pytest.approx(float(mean), rel=1e-12)
