@@ -13,13 +13,17 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
+from types import ModuleType
 from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from . import __version__
+from .batches import ArrayTask, DeviceReducer, array_chunk, array_tasks, decode_chunk
 from .decode import Probe, Skipped, probe
+from .device import DEVICES, load_cupy
+from .device import plan as device_plan
 from .errors import InputError, ManifestError, OutputError
 from .executors import Executor, WorkerDied, chunked, make_executor
 from .fingerprint import Fingerprints, sha256_file
@@ -27,7 +31,8 @@ from .leakage import LeakReport, exact_leaks, root_overlaps
 from .manifest import SCHEMA, Stats, atomic_write_bytes
 from .modes import MODES, Mode, get_mode
 from .normalize import SCALES, Normalizer, WriteTask, apply_chunk, output_path, remove_stale_temps
-from .pipeline import ImageRecord, fingerprint_chunk, probe_chunk, reduce_chunk
+from .npysource import LAYOUTS, ArrayProbe, image_name, is_npy, probe_array
+from .pipeline import ChunkResult, ImageRecord, fingerprint_chunk, probe_chunk, reduce_chunk
 from .reduce import (
     PERCENTILES,
     CompensatedSum,
@@ -51,7 +56,7 @@ __all__ = [
 Progress = Callable[[str, int, int], None]
 R = TypeVar("R")
 DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 178_956_970
-_MODE_PREFERENCE = ("RGB", "L", "RGBA", "LA", "RGB;16", "I;16", "F")
+_MODE_PREFERENCE = ("RGB", "L", "RGBA", "LA", "RGB;16", "I;16", "F", "RGB;F")
 
 
 def _as_list(srcs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -140,6 +145,8 @@ def compute(
     alpha: str = "drop",
     strict: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    device: str = "auto",
+    npy_layout: str = "auto",
     progress: Progress | None = None,
 ) -> Stats:
     """Statistics of every image under ``srcs``, in one streaming pass: each file is opened
@@ -148,21 +155,41 @@ def compute(
 
     ``mode`` forces the dataset mode (default: the most common); ``alpha="keep"`` keeps alpha
     channels; ``strict`` raises InputError on the first image that cannot contribute.
+    ``device`` is ``auto``, ``cpu`` or ``gpu`` (DeviceError if none is usable); ``npy_layout``
+    reads 3-D .npy arrays as one H×W×C image (``hwc``) or an N×H×W stack (``nhw``).
     """
     paths = _as_list(srcs)
     if alpha not in ("drop", "keep"):
         raise ValueError("alpha must be 'drop' or 'keep'")
+    if npy_layout not in LAYOUTS or device not in DEVICES:
+        raise ValueError(f"npy_layout must be {'|'.join(LAYOUTS)}, device {'|'.join(DEVICES)}")
+    files_xp = load_cupy() if device == "gpu" else np  # fail before reading anything
     keep_alpha = alpha == "keep"
     files = discover(paths)
     if not files:
         raise InputError(", ".join(paths), "no files found")
     target = get_mode(mode) if mode else _guess_mode(files, max_pixels, keep_alpha)
+    arrays: list[tuple[SourceFile, ArrayProbe]] | None = None
+    bad_arrays: list[Skipped] = []
     with make_executor(workers) as ex:
         while True:
-            acc, counts = _reduce_pass(ex, files, target, max_pixels, keep_alpha, strict, progress)
+            acc, counts, unknown = _reduce_pass(
+                ex, files, target, max_pixels, keep_alpha, strict, progress, files_xp
+            )
+            if arrays is None:  # files no image decoder knows may be .npy arrays
+                arrays, bad_arrays = _probe_arrays(unknown, keep_alpha, max_pixels, npy_layout)
+            for _, p in arrays:  # each image of a stack is one vote
+                counts[p.canonical] += p.count
             if mode or not counts or _decide_mode(counts) is target:
                 break
             target = _decide_mode(counts)
+        for bad in bad_arrays:
+            if strict:
+                raise InputError(bad.path, bad.reason)
+            acc.skipped.append(bad)
+        if arrays:
+            xp = device_plan(device, sum(p.nbytes for _, p in arrays)).arrays
+            _add_arrays(ex, arrays, acc, xp, strict, progress)
     if not counts:
         if not acc.skipped:
             raise InputError(", ".join(paths), "no images found")
@@ -170,7 +197,14 @@ def compute(
     if acc.images == 0:
         reason = acc.skipped[0].reason if acc.skipped else "no images"
         raise InputError(", ".join(paths), f"no image could be read (first reason: {reason})")
-    options = {"mode": mode or "auto", "alpha": alpha, "strict": strict, "max_pixels": max_pixels}
+    options = {
+        "mode": mode or "auto",
+        "alpha": alpha,
+        "strict": strict,
+        "max_pixels": max_pixels,
+        "device": device,
+        "npy_layout": npy_layout,
+    }
     return acc.finish(sorted(acc.skipped, key=lambda s: s.path), options)
 
 
@@ -182,14 +216,22 @@ def _reduce_pass(
     keep_alpha: bool,
     strict: bool,
     progress: Progress | None,
-) -> tuple[_Accumulator, Counter[str]]:
-    """Every file reduced in ``target``, merged in file order; plus the canonical mode counts."""
+    xp: ModuleType = np,
+) -> tuple[_Accumulator, Counter[str], list[SourceFile]]:
+    """Every file reduced in ``target``, merged in file order; plus the canonical mode counts
+    and the files that are not images. ``xp`` not NumPy: reduced on the GPU in this process."""
     acc = _Accumulator(target)
     counts: Counter[str] = Counter()
+    unknown: list[SourceFile] = []
     chunks = chunked(files, ex.workers)
     tasks = [([f.path for f in c], target.name, max_pixels, keep_alpha) for c in chunks]
     done = 0
-    for chunk, result in _run(ex, reduce_chunk, chunks, tasks):
+    results: Iterator[tuple[list[SourceFile], ChunkResult]]
+    if xp is np:
+        results = _run(ex, reduce_chunk, chunks, tasks)
+    else:  # decoded by the workers, reduced on the GPU here
+        results = DeviceReducer(target, xp).files(_run(ex, decode_chunk, chunks, tasks))
+    for chunk, result in results:
         counts.update(m for m in result.canonical if m is not None)
         for f, outcome in zip(chunk, result.outcomes, strict=True):
             if isinstance(outcome, Skipped):
@@ -198,11 +240,64 @@ def _reduce_pass(
                 acc.skipped.append(outcome)
             elif outcome is not None:
                 acc.add(f, outcome)
+            else:
+                unknown.append(f)
         if result.hist is not None and acc.hist is not None:
             acc.hist += result.hist
         done += len(chunk)
         _tick(progress, "compute", done, len(files))
-    return acc, counts
+    return acc, counts, unknown
+
+
+def _probe_arrays(
+    files: list[SourceFile], keep_alpha: bool, max_pixels: int | None, layout: str
+) -> tuple[list[tuple[SourceFile, ArrayProbe]], list[Skipped]]:
+    """The .npy files among ``files`` (by their magic), probed: header only, in this process."""
+    arrays: list[tuple[SourceFile, ArrayProbe]] = []
+    bad: list[Skipped] = []
+    for f in files:
+        if is_npy(f.path):
+            p = probe_array(f.path, keep_alpha, max_pixels, layout)
+            if isinstance(p, Skipped):
+                bad.append(p)
+            else:
+                arrays.append((f, p))
+    return arrays, bad
+
+
+def _add_arrays(
+    ex: Executor,
+    arrays: list[tuple[SourceFile, ArrayProbe]],
+    acc: _Accumulator,
+    xp: ModuleType,
+    strict: bool,
+    progress: Progress | None,
+) -> None:
+    """Reduce .npy sources in batches (after the image files, in file order): in the workers
+    with NumPy, or fingerprinted there and reduced here on the device."""
+    chunks: list[list[tuple[SourceFile, ArrayTask]]] = []
+    for f, p in arrays:
+        for task in array_tasks(f.path, f.rel, p, acc.mode.name, reduce=xp is np):
+            chunks.append([(f, task)])
+    tasks = [c[0][1] for c in chunks]
+    results: Iterator[tuple[list[tuple[SourceFile, ArrayTask]], ChunkResult]]
+    results = _run(ex, array_chunk, chunks, tasks)
+    if xp is not np:  # fingerprinted by the workers, reduced on the GPU here
+        results = DeviceReducer(acc.mode, xp).arrays(results)
+    done, total = 0, sum(p.count for _, p in arrays)
+    for chunk, result in results:
+        f, task = chunk[0]
+        for i, outcome in enumerate(result.outcomes):
+            if isinstance(outcome, Skipped):
+                if strict:
+                    raise InputError(outcome.path, outcome.reason)
+                acc.skipped.append(outcome)
+            elif outcome is not None:
+                acc.add(SourceFile(f.root, image_name(f.rel, task.probe, task.start + i)), outcome)
+        if result.hist is not None and acc.hist is not None:
+            acc.hist += result.hist
+        done += task.stop - task.start
+        _tick(progress, "arrays", done, total)
 
 
 class _Accumulator:

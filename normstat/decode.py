@@ -283,6 +283,8 @@ def _decode_open(
                 if not np.isfinite(raw).all():
                     return Skipped(path, "non-finite pixel values (NaN or infinity)")
                 arr = np.ascontiguousarray(raw, dtype=np.float32)[..., None]
+                if target.color:  # RGB;F: grayscale replicated, as for 8-bit images
+                    arr = np.repeat(arr, 3, axis=2)
             else:
                 lo, hi = int(raw.min()), int(raw.max())
                 if lo < 0 or hi > 65535:
