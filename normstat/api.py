@@ -8,8 +8,9 @@ import hashlib
 import json
 import math
 import os
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
@@ -71,9 +72,10 @@ def _tick(progress: Progress | None, phase: str, done: int, total: int) -> None:
 
 
 def _run(
-    executor: Executor, fn: Callable[[Any], R], chunks: list[list[Any]], tasks: list[Any]
+    executor: Executor, fn: Callable[[Any], R], chunks: list[list[Any]], tasks: Iterable[Any]
 ) -> Iterator[tuple[list[Any], R]]:
-    """Each chunk with its result, in order. A worker killed by a decoder crash is an error
+    """Each chunk with its result, in order (``tasks`` are made as the window moves, so their
+    path lists never all exist at once). A worker killed by a decoder crash is an error
     naming the chunk's first file, not a hang."""
     try:
         yield from zip(chunks, executor.map(fn, tasks), strict=True)
@@ -101,7 +103,7 @@ def discover_images(
     if not files:
         raise InputError(", ".join(srcs), "no files found")
     chunks = chunked(files, executor.workers)
-    tasks = [([f.path for f in c], max_pixels, keep_alpha) for c in chunks]
+    tasks = (([f.path for f in c], max_pixels, keep_alpha) for c in chunks)
     images: list[tuple[SourceFile, Probe]] = []
     skipped: list[Skipped] = []
     done = 0
@@ -224,7 +226,7 @@ def _reduce_pass(
     counts: Counter[str] = Counter()
     unknown: list[SourceFile] = []
     chunks = chunked(files, ex.workers)
-    tasks = [([f.path for f in c], target.name, max_pixels, keep_alpha) for c in chunks]
+    tasks = (([f.path for f in c], target.name, max_pixels, keep_alpha) for c in chunks)
     done = 0
     results: Iterator[tuple[list[SourceFile], ChunkResult]]
     if xp is np:
@@ -314,11 +316,16 @@ class _Accumulator:
         self.natives: Counter[str] = Counter()
         self.skipped: list[Skipped] = []
         self.images = 0
-        self.roots: dict[str, int] = {}
-        self.files: list[tuple[str, str]] = []  # (abs root, rel)
-        self.hashes: list[bytes] = []
-        self.dhashes: list[int] = []
-        self.sizes: list[tuple[int, int]] = []
+        # One row per contributing image, kept compact (machine words, not Python objects)
+        # so memory grows by tens of bytes per image: flat from 10k to 100k images.
+        self._root_ids: dict[str, int] = {}  # root as given → provisional id
+        self._abs_roots: list[str] = []
+        self.root_id = array("I")
+        self.rels: list[str] = []  # the SourceFile's own strings, not copies
+        self.hashes = bytearray()  # 16 bytes per image
+        self.dhashes = array("Q")
+        self.heights = array("I")
+        self.widths = array("I")
 
     def add(self, f: SourceFile, rec: ImageRecord) -> None:
         for c, m in enumerate(rec.moments):
@@ -326,23 +333,29 @@ class _Accumulator:
             self.std_sums[c].add(m.std)
         self.natives[rec.native] += 1
         self.images += 1
-        self.files.append((os.path.abspath(f.root), f.rel))
-        self.hashes.append(rec.pixel_hash)
+        rid = self._root_ids.get(f.root)
+        if rid is None:
+            rid = self._root_ids[f.root] = len(self._abs_roots)
+            self._abs_roots.append(os.path.abspath(f.root))
+        self.root_id.append(rid)
+        self.rels.append(f.rel)
+        self.hashes += rec.pixel_hash
         self.dhashes.append(rec.dhash)
-        self.sizes.append((rec.height, rec.width))
+        self.heights.append(rec.height)
+        self.widths.append(rec.width)
 
     def _fingerprints(self) -> Fingerprints:
-        roots = sorted({root for root, _ in self.files})
-        index = {r: i for i, r in enumerate(roots)}
-        n = len(self.files)
+        roots = sorted(set(self._abs_roots))
+        index = np.array([roots.index(r) for r in self._abs_roots], dtype=np.uint32)
+        n = len(self.rels)
         return Fingerprints(
             roots=roots,
-            root=np.array([index[r] for r, _ in self.files], dtype=np.uint32),
-            paths=[rel for _, rel in self.files],
-            pixel_hash=np.frombuffer(b"".join(self.hashes), dtype=np.uint8).reshape(n, 16),
-            dhash=np.array(self.dhashes, dtype=np.uint64),
-            height=np.array([h for h, _ in self.sizes], dtype=np.uint32),
-            width=np.array([w for _, w in self.sizes], dtype=np.uint32),
+            root=index[np.frombuffer(self.root_id, dtype=np.uint32)] if n else index[:0],
+            paths=self.rels,
+            pixel_hash=np.frombuffer(bytes(self.hashes), dtype=np.uint8).reshape(n, 16),
+            dhash=np.frombuffer(self.dhashes, dtype=np.uint64).copy(),
+            height=np.frombuffer(self.heights, dtype=np.uint32).copy(),
+            width=np.frombuffer(self.widths, dtype=np.uint32).copy(),
         )
 
     def finish(self, skipped: list[Skipped], options: dict[str, Any]) -> Stats:
@@ -384,8 +397,8 @@ class _Accumulator:
         raw["min"], raw["max"] = lo, hi
         fp = self._fingerprints()
         digest = hashlib.sha256()
-        for rel, h in zip(fp.paths, self.hashes, strict=True):
-            digest.update(f"{rel}\t{h.hex()}\n".encode("utf-8", "surrogateescape"))
+        for rel, h in zip(fp.paths, fp.pixel_hash, strict=True):
+            digest.update(f"{rel}\t{h.tobytes().hex()}\n".encode("utf-8", "surrogateescape"))
         data: dict[str, Any] = {
             "schema": SCHEMA,
             "tool": f"normstat {__version__}",
@@ -617,7 +630,7 @@ def check(
         )
         bad = list(skipped)
         chunks = chunked(images, ex.workers)
-        tasks = [([f.path for f, _ in c], mode.name, max_pixels) for c in chunks]
+        tasks = (([f.path for f, _ in c], mode.name, max_pixels) for c in chunks)
         done = 0
         for chunk, prints in _run(ex, fingerprint_chunk, chunks, tasks):
             for (f, _), fp in zip(chunk, prints, strict=True):

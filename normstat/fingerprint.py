@@ -13,7 +13,6 @@ without breaking old manifests. Entries carry a fixed timestamp, so equal data g
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import zipfile
 from dataclasses import dataclass
@@ -84,13 +83,18 @@ class Fingerprints:
 def write_sidecar(fp: Fingerprints, path: str, histogram: np.ndarray | None = None) -> str:
     """Write the sidecar deterministically to ``path`` (a temp name the caller renames);
     returns its sha256. ``histogram`` (channels × bins) is the dataset's, kept for merging."""
-    encoded = [p.encode("utf-8", "surrogateescape") for p in fp.paths]  # any POSIX name
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    blob = "".join(fp.paths).encode("utf-8", "surrogateescape")  # any POSIX name
+    if len(blob) == sum(map(len, fp.paths)):  # ASCII: byte lengths are string lengths
+        lengths = np.fromiter(map(len, fp.paths), dtype=np.int64, count=len(fp.paths))
+    else:
+        sizes = (len(p.encode("utf-8", "surrogateescape")) for p in fp.paths)
+        lengths = np.fromiter(sizes, dtype=np.int64, count=len(fp.paths))
+    offsets = np.zeros(len(fp.paths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
     arrays: dict[str, np.ndarray] = {
         "root": fp.root.astype(np.uint32),
         "path_offsets": offsets,
-        "path_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8),
+        "path_bytes": np.frombuffer(blob, dtype=np.uint8),
         "pixel_hash": fp.pixel_hash.astype(np.uint8).reshape(-1, 16),
         "dhash": fp.dhash.astype(np.uint64),
         "height": fp.height.astype(np.uint32),
@@ -99,11 +103,11 @@ def write_sidecar(fp: Fingerprints, path: str, histogram: np.ndarray | None = No
     if histogram is not None:
         arrays["histogram"] = histogram.astype(np.int64)
     with open(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
-        for name, arr in arrays.items():
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, arr, allow_pickle=False)
+        for name, arr in arrays.items():  # streamed into the zip: no second copy in memory
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            zf.writestr(info, buf.getvalue())
+            info.file_size = arr.nbytes + 128  # a bound for the header: no ZIP64 guess needed
+            with zf.open(info, "w") as member:
+                np.lib.format.write_array(member, arr, allow_pickle=False)
     return sha256_file(path)
 
 
