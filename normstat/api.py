@@ -8,18 +8,23 @@ import hashlib
 import json
 import math
 import os
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
+from types import ModuleType
 from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from . import __version__
-from .decode import Probe, Skipped
+from .batches import ArrayTask, DeviceReducer, array_chunk, array_tasks, decode_chunk
+from .decode import Probe, Skipped, probe
+from .device import DEVICES, load_cupy
+from .device import plan as device_plan
 from .errors import InputError, ManifestError, OutputError
 from .executors import Executor, WorkerDied, chunked, make_executor
 from .fingerprint import Fingerprints, sha256_file
@@ -35,7 +40,8 @@ from .nearcheck import (
 )
 from .neardup import DEFAULT_THRESHOLD, Match, verify_chunk
 from .normalize import SCALES, Normalizer, WriteTask, apply_chunk, output_path, remove_stale_temps
-from .pipeline import ImageRecord, fingerprint_chunk, probe_chunk, reduce_chunk
+from .npysource import LAYOUTS, ArrayProbe, image_name, is_npy, probe_array
+from .pipeline import ChunkResult, ImageRecord, fingerprint_chunk, probe_chunk, reduce_chunk
 from .reduce import (
     PERCENTILES,
     CompensatedSum,
@@ -60,7 +66,7 @@ __all__ = [
 Progress = Callable[[str, int, int], None]
 R = TypeVar("R")
 DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 178_956_970
-_MODE_PREFERENCE = ("RGB", "L", "RGBA", "LA", "RGB;16", "I;16", "F")
+_MODE_PREFERENCE = ("RGB", "L", "RGBA", "LA", "RGB;16", "I;16", "F", "RGB;F")
 
 
 def _as_list(srcs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -75,9 +81,10 @@ def _tick(progress: Progress | None, phase: str, done: int, total: int) -> None:
 
 
 def _run(
-    executor: Executor, fn: Callable[[Any], R], chunks: list[list[Any]], tasks: list[Any]
+    executor: Executor, fn: Callable[[Any], R], chunks: list[list[Any]], tasks: Iterable[Any]
 ) -> Iterator[tuple[list[Any], R]]:
-    """Each chunk with its result, in order. A worker killed by a decoder crash is an error
+    """Each chunk with its result, in order (``tasks`` are made as the window moves, so their
+    path lists never all exist at once). A worker killed by a decoder crash is an error
     naming the chunk's first file, not a hang."""
     try:
         yield from zip(chunks, executor.map(fn, tasks), strict=True)
@@ -105,7 +112,7 @@ def discover_images(
     if not files:
         raise InputError(", ".join(srcs), "no files found")
     chunks = chunked(files, executor.workers)
-    tasks = [([f.path for f in c], max_pixels, keep_alpha) for c in chunks]
+    tasks = (([f.path for f in c], max_pixels, keep_alpha) for c in chunks)
     images: list[tuple[SourceFile, Probe]] = []
     skipped: list[Skipped] = []
     done = 0
@@ -122,12 +129,23 @@ def discover_images(
     return images, skipped
 
 
-def _decide_mode(probes: list[Probe], requested: str | None) -> Mode:
-    if requested:
-        return get_mode(requested)
-    counts = Counter(p.canonical for p in probes)
+def _decide_mode(counts: Counter[str]) -> Mode:
+    """The most common canonical mode; ties go to the more common kind of dataset."""
+    if not counts:
+        return MODES["RGB"]
     best = max(counts.values())
     return MODES[next(m for m in _MODE_PREFERENCE if counts.get(m) == best)]
+
+
+_GUESS_SAMPLE = 64
+
+
+def _guess_mode(files: list[SourceFile], max_pixels: int | None, keep_alpha: bool) -> Mode:
+    """The majority mode of an evenly spread sample of headers: the mode the single reduce
+    pass assumes. A wrong guess costs a second pass, never a wrong result."""
+    step = max(1, len(files) // _GUESS_SAMPLE)
+    heads = [probe(f.path, max_pixels, keep_alpha) for f in files[::step][:_GUESS_SAMPLE]]
+    return _decide_mode(Counter(h.canonical for h in heads if isinstance(h, Probe)))
 
 
 def compute(
@@ -138,46 +156,159 @@ def compute(
     alpha: str = "drop",
     strict: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    device: str = "auto",
+    npy_layout: str = "auto",
     progress: Progress | None = None,
 ) -> Stats:
-    """Statistics of every image under ``srcs``, in one streaming pass (after a header scan).
+    """Statistics of every image under ``srcs``, in one streaming pass: each file is opened
+    once, probed and reduced in the mode a header sample predicts; should the whole dataset's
+    majority mode differ from the prediction, the pass is repeated in that mode.
 
     ``mode`` forces the dataset mode (default: the most common); ``alpha="keep"`` keeps alpha
     channels; ``strict`` raises InputError on the first image that cannot contribute.
+    ``device`` is ``auto``, ``cpu`` or ``gpu`` (DeviceError if none is usable); ``npy_layout``
+    reads 3-D .npy arrays as one H×W×C image (``hwc``) or an N×H×W stack (``nhw``).
     """
     paths = _as_list(srcs)
     if alpha not in ("drop", "keep"):
         raise ValueError("alpha must be 'drop' or 'keep'")
+    if npy_layout not in LAYOUTS or device not in DEVICES:
+        raise ValueError(f"npy_layout must be {'|'.join(LAYOUTS)}, device {'|'.join(DEVICES)}")
+    files_xp = load_cupy() if device == "gpu" else np  # fail before reading anything
+    keep_alpha = alpha == "keep"
+    files = discover(paths)
+    if not files:
+        raise InputError(", ".join(paths), "no files found")
+    target = get_mode(mode) if mode else _guess_mode(files, max_pixels, keep_alpha)
+    arrays: list[tuple[SourceFile, ArrayProbe]] | None = None
+    bad_arrays: list[Skipped] = []
     with make_executor(workers) as ex:
-        images, skipped = discover_images(
-            paths, ex, max_pixels=max_pixels, keep_alpha=alpha == "keep", progress=progress
-        )
-        if strict and skipped:
-            raise InputError(skipped[0].path, skipped[0].reason)
-        if not images:
-            raise InputError(", ".join(paths), "no readable images found")
-        target = _decide_mode([p for _, p in images], mode)
-        acc = _Accumulator(target)
-        chunks = chunked(images, ex.workers)
-        tasks = [([f.path for f, _ in c], target.name, max_pixels) for c in chunks]
-        done = 0
-        for chunk, result in _run(ex, reduce_chunk, chunks, tasks):
-            for (f, _), outcome in zip(chunk, result.outcomes, strict=True):
-                if isinstance(outcome, Skipped):
-                    if strict:
-                        raise InputError(outcome.path, outcome.reason)
-                    acc.skipped.append(outcome)
-                else:
-                    acc.add(f, outcome)
-            if result.hist is not None and acc.hist is not None:
-                acc.hist += result.hist
-            done += len(chunk)
-            _tick(progress, "compute", done, len(images))
+        while True:
+            acc, counts, unknown = _reduce_pass(
+                ex, files, target, max_pixels, keep_alpha, strict, progress, files_xp
+            )
+            if arrays is None:  # files no image decoder knows may be .npy arrays
+                arrays, bad_arrays = _probe_arrays(unknown, keep_alpha, max_pixels, npy_layout)
+            for _, p in arrays:  # each image of a stack is one vote
+                counts[p.canonical] += p.count
+            if mode or not counts or _decide_mode(counts) is target:
+                break
+            target = _decide_mode(counts)
+        for bad in bad_arrays:
+            if strict:
+                raise InputError(bad.path, bad.reason)
+            acc.skipped.append(bad)
+        if arrays:
+            xp = device_plan(device, sum(p.nbytes for _, p in arrays)).arrays
+            _add_arrays(ex, arrays, acc, xp, strict, progress)
+    if not counts:
+        if not acc.skipped:
+            raise InputError(", ".join(paths), "no images found")
+        raise InputError(", ".join(paths), "no readable images found")
     if acc.images == 0:
         reason = acc.skipped[0].reason if acc.skipped else "no images"
         raise InputError(", ".join(paths), f"no image could be read (first reason: {reason})")
-    options = {"mode": mode or "auto", "alpha": alpha, "strict": strict, "max_pixels": max_pixels}
-    return acc.finish(sorted(skipped + acc.skipped, key=lambda s: s.path), options)
+    options = {
+        "mode": mode or "auto",
+        "alpha": alpha,
+        "strict": strict,
+        "max_pixels": max_pixels,
+        "device": device,
+        "npy_layout": npy_layout,
+    }
+    return acc.finish(sorted(acc.skipped, key=lambda s: s.path), options)
+
+
+def _reduce_pass(
+    ex: Executor,
+    files: list[SourceFile],
+    target: Mode,
+    max_pixels: int | None,
+    keep_alpha: bool,
+    strict: bool,
+    progress: Progress | None,
+    xp: ModuleType = np,
+) -> tuple[_Accumulator, Counter[str], list[SourceFile]]:
+    """Every file reduced in ``target``, merged in file order; plus the canonical mode counts
+    and the files that are not images. ``xp`` not NumPy: reduced on the GPU in this process."""
+    acc = _Accumulator(target)
+    counts: Counter[str] = Counter()
+    unknown: list[SourceFile] = []
+    chunks = chunked(files, ex.workers)
+    tasks = (([f.path for f in c], target.name, max_pixels, keep_alpha) for c in chunks)
+    done = 0
+    results: Iterator[tuple[list[SourceFile], ChunkResult]]
+    if xp is np:
+        results = _run(ex, reduce_chunk, chunks, tasks)
+    else:  # decoded by the workers, reduced on the GPU here
+        results = DeviceReducer(target, xp).files(_run(ex, decode_chunk, chunks, tasks))
+    for chunk, result in results:
+        counts.update(m for m in result.canonical if m is not None)
+        for f, outcome in zip(chunk, result.outcomes, strict=True):
+            if isinstance(outcome, Skipped):
+                if strict:
+                    raise InputError(outcome.path, outcome.reason)
+                acc.skipped.append(outcome)
+            elif outcome is not None:
+                acc.add(f, outcome)
+            else:
+                unknown.append(f)
+        if result.hist is not None and acc.hist is not None:
+            acc.hist += result.hist
+        done += len(chunk)
+        _tick(progress, "compute", done, len(files))
+    return acc, counts, unknown
+
+
+def _probe_arrays(
+    files: list[SourceFile], keep_alpha: bool, max_pixels: int | None, layout: str
+) -> tuple[list[tuple[SourceFile, ArrayProbe]], list[Skipped]]:
+    """The .npy files among ``files`` (by their magic), probed: header only, in this process."""
+    arrays: list[tuple[SourceFile, ArrayProbe]] = []
+    bad: list[Skipped] = []
+    for f in files:
+        if is_npy(f.path):
+            p = probe_array(f.path, keep_alpha, max_pixels, layout)
+            if isinstance(p, Skipped):
+                bad.append(p)
+            else:
+                arrays.append((f, p))
+    return arrays, bad
+
+
+def _add_arrays(
+    ex: Executor,
+    arrays: list[tuple[SourceFile, ArrayProbe]],
+    acc: _Accumulator,
+    xp: ModuleType,
+    strict: bool,
+    progress: Progress | None,
+) -> None:
+    """Reduce .npy sources in batches (after the image files, in file order): in the workers
+    with NumPy, or fingerprinted there and reduced here on the device."""
+    chunks: list[list[tuple[SourceFile, ArrayTask]]] = []
+    for f, p in arrays:
+        for task in array_tasks(f.path, f.rel, p, acc.mode.name, reduce=xp is np):
+            chunks.append([(f, task)])
+    tasks = [c[0][1] for c in chunks]
+    results: Iterator[tuple[list[tuple[SourceFile, ArrayTask]], ChunkResult]]
+    results = _run(ex, array_chunk, chunks, tasks)
+    if xp is not np:  # fingerprinted by the workers, reduced on the GPU here
+        results = DeviceReducer(acc.mode, xp).arrays(results)
+    done, total = 0, sum(p.count for _, p in arrays)
+    for chunk, result in results:
+        f, task = chunk[0]
+        for i, outcome in enumerate(result.outcomes):
+            if isinstance(outcome, Skipped):
+                if strict:
+                    raise InputError(outcome.path, outcome.reason)
+                acc.skipped.append(outcome)
+            elif outcome is not None:
+                acc.add(SourceFile(f.root, image_name(f.rel, task.probe, task.start + i)), outcome)
+        if result.hist is not None and acc.hist is not None:
+            acc.hist += result.hist
+        done += task.stop - task.start
+        _tick(progress, "arrays", done, total)
 
 
 class _Accumulator:
@@ -194,12 +325,17 @@ class _Accumulator:
         self.natives: Counter[str] = Counter()
         self.skipped: list[Skipped] = []
         self.images = 0
-        self.roots: dict[str, int] = {}
-        self.files: list[tuple[str, str]] = []  # (abs root, rel)
-        self.hashes: list[bytes] = []
-        self.dhashes: list[int] = []
-        self.phashes: list[int] = []
-        self.sizes: list[tuple[int, int]] = []
+        # One row per contributing image, kept compact (machine words, not Python objects)
+        # so memory grows by tens of bytes per image: flat from 10k to 100k images.
+        self._root_ids: dict[str, int] = {}  # root as given → provisional id
+        self._abs_roots: list[str] = []
+        self.root_id = array("I")
+        self.rels: list[str] = []  # the SourceFile's own strings, not copies
+        self.hashes = bytearray()  # 16 bytes per image
+        self.dhashes = array("Q")
+        self.phashes = array("Q")
+        self.heights = array("I")
+        self.widths = array("I")
 
     def add(self, f: SourceFile, rec: ImageRecord) -> None:
         for c, m in enumerate(rec.moments):
@@ -207,25 +343,31 @@ class _Accumulator:
             self.std_sums[c].add(m.std)
         self.natives[rec.native] += 1
         self.images += 1
-        self.files.append((os.path.abspath(f.root), f.rel))
-        self.hashes.append(rec.pixel_hash)
+        rid = self._root_ids.get(f.root)
+        if rid is None:
+            rid = self._root_ids[f.root] = len(self._abs_roots)
+            self._abs_roots.append(os.path.abspath(f.root))
+        self.root_id.append(rid)
+        self.rels.append(f.rel)
+        self.hashes += rec.pixel_hash
         self.dhashes.append(rec.dhash)
         self.phashes.append(rec.phash)
-        self.sizes.append((rec.height, rec.width))
+        self.heights.append(rec.height)
+        self.widths.append(rec.width)
 
     def _fingerprints(self) -> Fingerprints:
-        roots = sorted({root for root, _ in self.files})
-        index = {r: i for i, r in enumerate(roots)}
-        n = len(self.files)
+        roots = sorted(set(self._abs_roots))
+        index = np.array([roots.index(r) for r in self._abs_roots], dtype=np.uint32)
+        n = len(self.rels)
         return Fingerprints(
             roots=roots,
-            root=np.array([index[r] for r, _ in self.files], dtype=np.uint32),
-            paths=[rel for _, rel in self.files],
-            pixel_hash=np.frombuffer(b"".join(self.hashes), dtype=np.uint8).reshape(n, 16),
-            dhash=np.array(self.dhashes, dtype=np.uint64),
-            height=np.array([h for h, _ in self.sizes], dtype=np.uint32),
-            width=np.array([w for _, w in self.sizes], dtype=np.uint32),
-            phash=np.array(self.phashes, dtype=np.uint64),
+            root=index[np.frombuffer(self.root_id, dtype=np.uint32)] if n else index[:0],
+            paths=self.rels,
+            pixel_hash=np.frombuffer(bytes(self.hashes), dtype=np.uint8).reshape(n, 16),
+            dhash=np.frombuffer(self.dhashes, dtype=np.uint64).copy(),
+            height=np.frombuffer(self.heights, dtype=np.uint32).copy(),
+            width=np.frombuffer(self.widths, dtype=np.uint32).copy(),
+            phash=np.frombuffer(self.phashes, dtype=np.uint64).copy(),
         )
 
     def finish(self, skipped: list[Skipped], options: dict[str, Any]) -> Stats:
@@ -267,8 +409,8 @@ class _Accumulator:
         raw["min"], raw["max"] = lo, hi
         fp = self._fingerprints()
         digest = hashlib.sha256()
-        for rel, h in zip(fp.paths, self.hashes, strict=True):
-            digest.update(f"{rel}\t{h.hex()}\n".encode("utf-8", "surrogateescape"))
+        for rel, h in zip(fp.paths, fp.pixel_hash, strict=True):
+            digest.update(f"{rel}\t{h.tobytes().hex()}\n".encode("utf-8", "surrogateescape"))
         data: dict[str, Any] = {
             "schema": SCHEMA,
             "tool": f"normstat {__version__}",
@@ -506,7 +648,7 @@ def check(
         )
         bad = list(skipped)
         chunks = chunked(images, ex.workers)
-        tasks = [([f.path for f, _ in c], mode.name, max_pixels) for c in chunks]
+        tasks = (([f.path for f, _ in c], mode.name, max_pixels) for c in chunks)
         done = 0
         for chunk, prints in _run(ex, fingerprint_chunk, chunks, tasks):
             for (f, _), fprint in zip(chunk, prints, strict=True):

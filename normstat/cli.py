@@ -15,7 +15,7 @@ import typer
 
 from . import __version__, api
 from .console import Reporter, leak_table, stats_table
-from .errors import DeviceError, NormstatError
+from .errors import NormstatError
 from .manifest import Stats, atomic_write_bytes
 from .modes import MODES
 from .snippets import snippet
@@ -39,6 +39,12 @@ class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
     gpu = "gpu"
+
+
+class NpyLayout(str, Enum):
+    auto = "auto"
+    hwc = "hwc"
+    nhw = "nhw"
 
 
 class Alpha(str, Enum):
@@ -107,15 +113,6 @@ def _errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _check_device(device: Device) -> None:
-    if device is Device.gpu:
-        try:
-            import cupy  # noqa: F401  # lazily: only when a GPU is asked for
-        except Exception as exc:
-            raise DeviceError("--device gpu", f"no usable CUDA device: {exc}") from None
-        raise DeviceError("--device gpu", "the GPU reduction is not available in this version")
-
-
 def _mode_option(value: str | None) -> str | None:
     if value is not None and value not in MODES:
         raise typer.BadParameter(f"choose from {', '.join(MODES)}")
@@ -130,7 +127,9 @@ def compute(
     ),
     output: Path = typer.Option(..., "--output", "-o", help="The stats manifest to write."),
     workers: int | None = Workers,
-    device: Device = typer.Option(Device.auto, help="Where to reduce: auto picks cpu here."),
+    device: Device = typer.Option(
+        Device.auto, help="Where to reduce: auto uses a usable GPU for large .npy data."
+    ),
     strict: bool = typer.Option(False, "--strict", help="Exit 2 on the first unreadable image."),
     mode: str | None = typer.Option(
         None, callback=_mode_option, help=f"Dataset mode ({', '.join(MODES)}); default: majority."
@@ -139,6 +138,9 @@ def compute(
     max_pixels: int = typer.Option(
         api.DEFAULT_MAX_PIXELS, help="Skip images larger than this (decompression bombs)."
     ),
+    npy_layout: NpyLayout = typer.Option(
+        NpyLayout.auto, help="3-D .npy arrays: H×W×C image (hwc), N×H×W stack (nhw), or auto."
+    ),
     quiet: bool = Quiet,
     debug: bool = Debug,
 ) -> None:
@@ -146,7 +148,6 @@ def compute(
 
     Example: normstat compute data/train -o stats.json --workers 4
     """
-    _check_device(device)
     rep = Reporter(quiet)
     with rep.progress() as progress:
         stats = api.compute(
@@ -156,6 +157,8 @@ def compute(
             alpha=alpha.value,
             strict=strict,
             max_pixels=max_pixels,
+            device=device.value,
+            npy_layout=npy_layout.value,
             progress=progress,
         )
     stats.save(str(output))

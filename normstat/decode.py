@@ -12,15 +12,19 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from . import jpeg, png
 from .modes import Mode
 from .sources import has_image_extension
 
-__all__ = ["Decoded", "Probe", "Skipped", "canonical_mode", "decode", "probe"]
+__all__ = ["Decoded", "Probe", "Skipped", "canonical_mode", "decode", "load", "probe"]
 
+# Decoders that give Pillow's pixels faster, for the files they are sure of (see their modules).
+_FAST = {jpeg.MAGIC: jpeg.read, png.MAGIC: png.read}
 _GRAY = {"1", "L", "LA", "La", "I", "F"}
 _ALPHA = {"LA", "La", "PA", "RGBA", "RGBa"}
 
@@ -43,10 +47,13 @@ class Probe:
 
 @dataclass(frozen=True)
 class Decoded:
-    """Pixels as an H×W×C array of the target mode's dtype; ``native`` is the mode on disk."""
+    """Pixels as an H×W×C array of the target mode's dtype; ``native`` is the mode on disk.
+    ``image``, when set, is a Pillow image of the same pixels (8-bit modes), kept so histograms
+    and thumbnails need no second copy."""
 
     pixels: np.ndarray
     native: str
+    image: Image.Image | None = None
 
 
 def _reason(exc: BaseException, max_pixels: int | None) -> str:
@@ -63,7 +70,7 @@ def _reason(exc: BaseException, max_pixels: int | None) -> str:
 
 
 @contextmanager
-def _opened(path: str, max_pixels: int | None) -> Iterator[Image.Image]:
+def _opened(path: str | IO[bytes], max_pixels: int | None) -> Iterator[Image.Image]:
     """Open lazily. A bomb warning is an error here, so the limit is one rule, not two; other
     warnings (malformed tags, palette transparency) are chatter: the outcome is what counts."""
     before, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
@@ -121,24 +128,71 @@ def _has_alpha(im: Image.Image) -> bool:
     return im.mode in _ALPHA or "transparency" in im.info
 
 
+def _probe_open(im: Image.Image, path: str, keep_alpha: bool) -> tuple[Probe | Skipped, str | None]:
+    rawmode = _wide_rawmode(im)
+    problem = _precision_problem(im, rawmode)
+    if problem:
+        return Skipped(path, problem), rawmode
+    if rawmode:  # Pillow opens 16-bit gray+alpha PNGs as RGBA: the raw mode tells
+        return Probe(im.mode, "I;16" if rawmode.startswith("L") else "RGB;16"), rawmode
+    return Probe(im.mode, canonical_mode(im.mode, _has_alpha(im), keep_alpha)), rawmode
+
+
+def load(
+    path: str, target: Mode | None, max_pixels: int | None, keep_alpha: bool
+) -> tuple[Probe | Skipped | None, Decoded | Skipped | None]:
+    """Header probe and (when ``target`` is given) pixels in ``target``, from one open.
+
+    The probe is ``None`` for a file that is not an image and not named like one (silently
+    ignored); the pixels are ``None`` only when no ``target`` was asked for.
+    """
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - one open serves the JPEG sniff and Pillow
+    except OSError as exc:
+        skip = Skipped(path, _reason(exc, max_pixels))
+        return skip, skip
+    with fh:
+        return _load_open(fh, path, target, max_pixels, keep_alpha)
+
+
+def _load_open(
+    fh: IO[bytes], path: str, target: Mode | None, max_pixels: int | None, keep_alpha: bool
+) -> tuple[Probe | Skipped | None, Decoded | Skipped | None]:
+    fast = None
+    try:
+        magic = fh.read(8)
+        reader = _FAST.get(magic) or _FAST.get(magic[:3])
+        if reader is not None:
+            fast = reader(magic + fh.read(), target.name if target else None, max_pixels)
+    except OSError:  # Pillow's open below words the reason
+        pass
+    fh.seek(0)
+    if fast is not None:
+        native, arr, image, orientation = fast
+        if arr is None:
+            return Probe(native, native), None
+        if orientation != 1:
+            return Probe(native, native), Decoded(_orient(arr, orientation), native)
+        return Probe(native, native), Decoded(arr, native, image)
+    try:
+        with _opened(fh, max_pixels) as im:
+            head, rawmode = _probe_open(im, path, keep_alpha)
+            if isinstance(head, Skipped):
+                return head, head
+            if target is None:
+                return head, None
+            return head, _decode_open(im, path, target, max_pixels, rawmode)
+    except UnidentifiedImageError as exc:
+        skip = Skipped(path, _reason(exc, max_pixels))
+        return (skip if has_image_extension(os.path.basename(path)) else None), skip
+    except Exception as exc:
+        skip = Skipped(path, _reason(exc, max_pixels))
+        return skip, skip
+
+
 def probe(path: str, max_pixels: int | None, keep_alpha: bool) -> Probe | Skipped | None:
     """Read the header only. ``None``: not an image and not named like one (silently ignored)."""
-    try:
-        with _opened(path, max_pixels) as im:
-            rawmode = _wide_rawmode(im)
-            problem = _precision_problem(im, rawmode)
-            if problem:
-                return Skipped(path, problem)
-            native = im.mode
-            if rawmode:  # Pillow opens 16-bit gray+alpha PNGs as RGBA: the raw mode tells
-                return Probe(native, "I;16" if rawmode.startswith("L") else "RGB;16")
-            return Probe(native, canonical_mode(native, _has_alpha(im), keep_alpha))
-    except UnidentifiedImageError as exc:
-        if has_image_extension(os.path.basename(path)):
-            return Skipped(path, _reason(exc, max_pixels))
-        return None
-    except Exception as exc:
-        return Skipped(path, _reason(exc, max_pixels))
+    return load(path, None, max_pixels, keep_alpha)[0]
 
 
 def _read_png16(path: str) -> tuple[np.ndarray, bool]:
@@ -198,46 +252,54 @@ def _to_target(arr: np.ndarray, src_max: float, target: Mode) -> np.ndarray:
 
 def decode(path: str, target: Mode, max_pixels: int | None) -> Decoded | Skipped:
     """Decode the first frame, apply EXIF orientation, convert to ``target``."""
+    pixels = load(path, target, max_pixels, target.alpha)[1]
+    assert pixels is not None
+    return pixels
+
+
+def _decode_open(
+    im: Image.Image, path: str, target: Mode, max_pixels: int | None, wide_rawmode: str | None
+) -> Decoded | Skipped:
     try:
-        with _opened(path, max_pixels) as im:
-            wide_rawmode = _wide_rawmode(im)
-            problem = _precision_problem(im, wide_rawmode)
-            if problem:
-                return Skipped(path, problem)
-            native = im.mode
-            wide = wide_rawmode is not None
-            if not wide:
-                im.load()  # before anything else reads: a failed load must not be swallowed
-            try:
-                orientation = int(im.getexif().get(0x0112, 1))
-            except Exception:  # broken EXIF blocks do not make the pixels wrong
-                orientation = 1
-            if wide:
-                raw, _ = _read_png16(path)
-                arr = _to_target(raw, 65535, target)
-            elif native == "F" or native == "I" or native.startswith("I;16"):
-                raw = np.asarray(im)
-                if native == "F":
-                    if target.dtype != "float32":
-                        return Skipped(
-                            path, f"float image (mode F) has no range to map to {target.name}"
-                        )
-                    if not np.isfinite(raw).all():
-                        return Skipped(path, "non-finite pixel values (NaN or infinity)")
-                    arr = np.ascontiguousarray(raw, dtype=np.float32)[..., None]
-                else:
-                    lo, hi = int(raw.min()), int(raw.max())
-                    if lo < 0 or hi > 65535:
-                        return Skipped(path, f"32-bit integer pixels outside 0..65535 ({lo}..{hi})")
-                    arr = _to_target(raw.astype(np.uint16)[..., None], 65535, target)
+        native = im.mode
+        wide = wide_rawmode is not None
+        if not wide:
+            im.load()  # before anything else reads: a failed load must not be swallowed
+        try:
+            orientation = int(im.getexif().get(0x0112, 1))
+        except Exception:  # broken EXIF blocks do not make the pixels wrong
+            orientation = 1
+        image = None
+        if wide:
+            raw, _ = _read_png16(path)
+            arr = _to_target(raw, 65535, target)
+        elif native == "F" or native == "I" or native.startswith("I;16"):
+            raw = np.asarray(im)
+            if native == "F":
+                if target.dtype != "float32":
+                    return Skipped(
+                        path, f"float image (mode F) has no range to map to {target.name}"
+                    )
+                if not np.isfinite(raw).all():
+                    return Skipped(path, "non-finite pixel values (NaN or infinity)")
+                arr = np.ascontiguousarray(raw, dtype=np.float32)[..., None]
+                if target.color:  # RGB;F: grayscale replicated, as for 8-bit images
+                    arr = np.repeat(arr, 3, axis=2)
             else:
-                arr = _decode_8bit(im, target)
+                lo, hi = int(raw.min()), int(raw.max())
+                if lo < 0 or hi > 65535:
+                    return Skipped(path, f"32-bit integer pixels outside 0..65535 ({lo}..{hi})")
+                arr = _to_target(raw.astype(np.uint16)[..., None], 65535, target)
+        else:
+            arr, image = _decode_8bit(im, target)
+        if orientation != 1:
             return Decoded(_orient(arr, orientation), native)
+        return Decoded(arr, native, image)
     except Exception as exc:
         return Skipped(path, _reason(exc, max_pixels))
 
 
-def _decode_8bit(im: Image.Image, target: Mode) -> np.ndarray:
+def _decode_8bit(im: Image.Image, target: Mode) -> tuple[np.ndarray, Image.Image | None]:
     """8-bit sources go through Pillow's own conversions, as torchvision's loader does."""
     eight = target.name if target.dtype == "uint8" else ("RGB" if target.color else "L")
     if im.mode == "P" and "transparency" in im.info:
@@ -249,5 +311,5 @@ def _decode_8bit(im: Image.Image, target: Mode) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[..., None]
     if target.dtype == "uint8":
-        return np.ascontiguousarray(arr)
-    return _to_target(arr, 255, target)
+        return np.ascontiguousarray(arr), conv
+    return _to_target(arr, 255, target), None

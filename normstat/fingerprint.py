@@ -18,7 +18,6 @@ without breaking old manifests. Entries carry a fixed timestamp, so equal data g
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import zipfile
 from dataclasses import dataclass
@@ -53,13 +52,19 @@ def pixel_hash(pixels: np.ndarray, mode: str) -> bytes:
     return h.digest()
 
 
-def gray_image(pixels: np.ndarray, max_value: float) -> Image.Image:
+def gray_image(
+    pixels: np.ndarray, max_value: float, image: Image.Image | None = None
+) -> Image.Image:
     """Luma as a Pillow image: mode L for 8-bit pixels (Pillow's C conversion), else mode F in
-    [0, 1]. Alpha is ignored."""
+    [0, 1]. Alpha is ignored. ``image``: a Pillow image of the same 8-bit pixels, when the
+    decoder kept one."""
     colour = pixels.shape[2] >= 3
     if pixels.dtype == np.uint8:
-        im = Image.fromarray(np.ascontiguousarray(pixels[..., :3] if colour else pixels[..., 0]))
-        return im.convert("L") if colour else im
+        if image is None:
+            image = Image.fromarray(
+                np.ascontiguousarray(pixels[..., :3] if colour else pixels[..., 0])
+            )
+        return image.convert("L") if image.mode != "L" else image
     gray = pixels[..., :3] @ _LUMA if colour else pixels[..., 0].astype(np.float32)
     return Image.fromarray(np.ascontiguousarray(gray, dtype=np.float32) / np.float32(max_value))
 
@@ -122,15 +127,18 @@ def _dhash_of(thumb: np.ndarray) -> int:
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
-def perceptual(pixels: np.ndarray, max_value: float) -> tuple[int, int]:
-    """(dhash, phash) of an H×W×C image, both from one grayscale thumbnail."""
-    thumb = thumbnail(gray_image(pixels, max_value))
+def perceptual(
+    pixels: np.ndarray, max_value: float, image: Image.Image | None = None
+) -> tuple[int, int]:
+    """(dhash, phash) of an H×W×C image, both from one grayscale thumbnail; ``image`` as for
+    gray_image."""
+    thumb = thumbnail(gray_image(pixels, max_value, image))
     return _dhash_of(thumb), int(phash_of(thumb))
 
 
-def dhash(pixels: np.ndarray, max_value: float) -> int:
+def dhash(pixels: np.ndarray, max_value: float, image: Image.Image | None = None) -> int:
     """64-bit difference hash: a 9×8 grayscale thumbnail, bit set where brightness rises."""
-    return perceptual(pixels, max_value)[0]
+    return perceptual(pixels, max_value, image)[0]
 
 
 @dataclass
@@ -153,13 +161,18 @@ class Fingerprints:
 def write_sidecar(fp: Fingerprints, path: str, histogram: np.ndarray | None = None) -> str:
     """Write the sidecar deterministically to ``path`` (a temp name the caller renames);
     returns its sha256. ``histogram`` (channels × bins) is the dataset's, kept for merging."""
-    encoded = [p.encode("utf-8", "surrogateescape") for p in fp.paths]  # any POSIX name
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    blob = "".join(fp.paths).encode("utf-8", "surrogateescape")  # any POSIX name
+    if len(blob) == sum(map(len, fp.paths)):  # ASCII: byte lengths are string lengths
+        lengths = np.fromiter(map(len, fp.paths), dtype=np.int64, count=len(fp.paths))
+    else:
+        sizes = (len(p.encode("utf-8", "surrogateescape")) for p in fp.paths)
+        lengths = np.fromiter(sizes, dtype=np.int64, count=len(fp.paths))
+    offsets = np.zeros(len(fp.paths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
     arrays: dict[str, np.ndarray] = {
         "root": fp.root.astype(np.uint32),
         "path_offsets": offsets,
-        "path_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8),
+        "path_bytes": np.frombuffer(blob, dtype=np.uint8),
         "pixel_hash": fp.pixel_hash.astype(np.uint8).reshape(-1, 16),
         "dhash": fp.dhash.astype(np.uint64),
         "height": fp.height.astype(np.uint32),
@@ -170,11 +183,11 @@ def write_sidecar(fp: Fingerprints, path: str, histogram: np.ndarray | None = No
     if histogram is not None:
         arrays["histogram"] = histogram.astype(np.int64)
     with open(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
-        for name, arr in arrays.items():
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, arr, allow_pickle=False)
+        for name, arr in arrays.items():  # streamed into the zip: no second copy in memory
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            zf.writestr(info, buf.getvalue())
+            info.file_size = arr.nbytes + 128  # a bound for the header: no ZIP64 guess needed
+            with zf.open(info, "w") as member:
+                np.lib.format.write_array(member, arr, allow_pickle=False)
     return sha256_file(path)
 
 

@@ -13,7 +13,7 @@ class Mode:
 
     name: str
     channels: tuple[str, ...]
-    dtype: str  # "uint8", "uint16" or "float32"
+    dtype: str  # "uint8", "uint16" or "float32" (float64 .npy data keep their precision)
     max_value: float  # divides raw values into [0, 1]; 1.0 for float images
 
     @property
@@ -43,6 +43,7 @@ MODES: dict[str, Mode] = {
         Mode("I;16", ("L",), "uint16", 65535),
         Mode("RGB;16", ("R", "G", "B"), "uint16", 65535),
         Mode("F", ("L",), "float32", 1.0),
+        Mode("RGB;F", ("R", "G", "B"), "float32", 1.0),  # float colour arrays (.npy sources)
     )
 }
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decode import Decoded, Probe, Skipped, decode, probe
+from .decode import Decoded, Probe, Skipped, decode, load, probe
 from .fingerprint import perceptual, pixel_hash
 from .modes import get_mode
 from .neardup import query_hashes
-from .reduce import FloatMoments, IntMoments, float_partial, histograms, int_partial
+from .reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
 
 __all__ = [
     "ChunkResult",
@@ -41,9 +41,11 @@ class ImageRecord:
 
 @dataclass
 class ChunkResult:
-    """Outcomes in file order, plus the chunk's summed histogram (integer modes only)."""
+    """Outcomes in file order (None: not an image), each file's canonical mode (None when its
+    header is unreadable), and the chunk's summed histogram (integer modes only)."""
 
-    outcomes: list[ImageRecord | Skipped]
+    outcomes: list[ImageRecord | Skipped | None]
+    canonical: list[str | None]
     hist: np.ndarray | None
 
 
@@ -52,18 +54,19 @@ def probe_chunk(args: tuple[list[str], int | None, bool]) -> list[Probe | Skippe
     return [probe(p, max_pixels, keep_alpha) for p in paths]
 
 
-def reduce_image(dec: Decoded, mode_name: str) -> tuple[ImageRecord, list[np.ndarray]]:
+def reduce_image(dec: Decoded, mode_name: str) -> tuple[ImageRecord, np.ndarray | None]:
+    """One image's record, and its per-channel histograms (integer modes)."""
     mode = get_mode(mode_name)
     px = dec.pixels
     channels = px.shape[2]
-    hists: list[np.ndarray] = []
+    hists = None
     moments: tuple[IntMoments | FloatMoments, ...]
     if mode.integer:
-        hists = list(histograms(px, mode.bins))
-        moments = tuple(int_partial(h) for h in hists)
+        hists = histograms(px, mode.bins, image=dec.image)
+        moments = int_partials(hists)
     else:
         moments = tuple(float_partial(px[..., c]) for c in range(channels))
-    dhash, phash = perceptual(px, mode.max_value)
+    dhash, phash = perceptual(px, mode.max_value, dec.image)
     record = ImageRecord(
         dec.native,
         moments,
@@ -76,13 +79,20 @@ def reduce_image(dec: Decoded, mode_name: str) -> tuple[ImageRecord, list[np.nda
     return record, hists
 
 
-def reduce_chunk(args: tuple[list[str], str, int | None]) -> ChunkResult:
-    paths, mode_name, max_pixels = args
+def reduce_chunk(args: tuple[list[str], str, int | None, bool]) -> ChunkResult:
+    """Probe and reduce each file from one open; the caller checks the mode guess afterwards."""
+    paths, mode_name, max_pixels, keep_alpha = args
     mode = get_mode(mode_name)
     total = np.zeros((len(mode.channels), mode.bins), dtype=np.int64) if mode.integer else None
-    outcomes: list[ImageRecord | Skipped] = []
+    outcomes: list[ImageRecord | Skipped | None] = []
+    canonical: list[str | None] = []
     for path in paths:
-        dec = decode(path, mode, max_pixels)
+        head, dec = load(path, mode, max_pixels, keep_alpha)
+        canonical.append(head.canonical if isinstance(head, Probe) else None)
+        if head is None or isinstance(head, Skipped):
+            outcomes.append(head)
+            continue
+        assert dec is not None
         if isinstance(dec, Skipped):
             outcomes.append(dec)
             continue
@@ -90,11 +100,10 @@ def reduce_chunk(args: tuple[list[str], str, int | None]) -> ChunkResult:
             outcomes.append(Skipped(path, "image has no pixels"))
             continue
         record, hists = reduce_image(dec, mode_name)
-        if total is not None:
-            for c, h in enumerate(hists):
-                total[c] += h
+        if total is not None and hists is not None:
+            total += hists
         outcomes.append(record)
-    return ChunkResult(outcomes, total)
+    return ChunkResult(outcomes, canonical, total)
 
 
 @dataclass(frozen=True)

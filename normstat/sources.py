@@ -18,12 +18,16 @@ from .errors import InputError
 __all__ = ["SourceFile", "discover", "expand_sources", "has_image_extension"]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, slots=True)  # slots: 100k files take 10 MB less
 class SourceFile:
-    """A file found under a source root; ``rel`` is the POSIX path that apply mirrors."""
+    """A file found under a source root; ``rel`` is the POSIX path that apply mirrors.
+    Files sort by relative path first, so splits spread over several roots interleave."""
 
     root: str
     rel: str
+
+    def __lt__(self, other: SourceFile) -> bool:
+        return (self.rel, self.root) < (other.rel, other.root)
 
     @property
     def path(self) -> str:
@@ -56,7 +60,7 @@ def expand_sources(src: str) -> list[str]:
     return [os.path.join(base, line) for line in lines if line and not line.startswith("#")]
 
 
-def _walk(root: str, root_key: tuple[int, int]) -> Iterable[tuple[SourceFile, tuple[int, int]]]:
+def _walk(root: str, root_key: tuple[int, int]) -> Iterable[tuple[SourceFile, int]]:
     """Yield non-hidden regular files under ``root`` with their (device, inode). A folder
     reachable twice (symlinks) is walked once, under its shallowest, then alphabetically first
     path: breadth-first over sorted entries, so the choice does not depend on the order the file
@@ -84,12 +88,23 @@ def _walk(root: str, root_key: tuple[int, int]) -> Iterable[tuple[SourceFile, tu
                     seen_dirs.add(key)
                     queue.append(rel)
             elif stat.S_ISREG(st.st_mode):
-                yield SourceFile(root, rel), (st.st_dev, st.st_ino)
+                yield SourceFile(root, rel), _file_key(st)
+
+
+def _file_key(st: os.stat_result) -> int:
+    """(device, inode) as one int: identifies a real file, at a third of a tuple's memory."""
+    return (st.st_dev << 64) | st.st_ino
 
 
 def discover(srcs: Sequence[str]) -> list[SourceFile]:
     """All candidate files of ``srcs`` in a deterministic order, each real file once."""
-    found: list[tuple[SourceFile, tuple[int, int]]] = []
+    first: dict[int, SourceFile] = {}  # real file → its first path in sorted order
+
+    def add(f: SourceFile, key: int) -> None:
+        known = first.get(key)
+        if known is None or f < known:  # the same file reached twice (symlinks, overlaps)
+            first[key] = f
+
     for src in srcs:
         for item in expand_sources(src):
             path = os.path.normpath(item)
@@ -98,15 +113,8 @@ def discover(srcs: Sequence[str]) -> list[SourceFile]:
             except OSError:
                 raise InputError(path, "no such file or directory") from None
             if stat.S_ISDIR(st.st_mode):
-                found.extend(_walk(path, (st.st_dev, st.st_ino)))
+                for f, key in _walk(path, (st.st_dev, st.st_ino)):
+                    add(f, key)
             else:
-                parent = os.path.dirname(path) or "."
-                found.append((SourceFile(parent, os.path.basename(path)), (st.st_dev, st.st_ino)))
-    found.sort(key=lambda pair: (pair[0].rel, pair[0].root))
-    unique: list[SourceFile] = []
-    seen: set[tuple[int, int]] = set()
-    for f, key in found:  # the same file reached twice (symlinks, overlapping sources): once
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
-    return unique
+                add(SourceFile(os.path.dirname(path) or ".", os.path.basename(path)), _file_key(st))
+    return sorted(first.values())

@@ -469,3 +469,57 @@ def test_float_images_exact_and_identical_for_any_workers(tmp_path: Path) -> Non
     assert d["mean"] == d["raw"]["mean"] and d["std"] == d["raw"]["std"]  # float scale is 1
     assert d["raw"]["min"][0] == float(min(values)) and d["raw"]["max"][0] == float(max(values))
     assert "percentiles" not in d["raw"]
+
+
+def test_wrong_mode_guess_costs_a_second_pass_not_a_wrong_result(
+    l_majority: tuple[Path, list, list], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The header sample sees only colour0.png (RGB); the dataset's majority is L."""
+    from normstat import api
+
+    root, grays, colours = l_majority
+    passes: list[str] = []
+    real = api._reduce_pass
+
+    def counting(ex, files, target, *args):
+        passes.append(target.name)
+        return real(ex, files, target, *args)
+
+    monkeypatch.setattr(api, "_GUESS_SAMPLE", 1)
+    monkeypatch.setattr(api, "_reduce_pass", counting)
+    stats = normstat.compute(root, workers=1)
+    assert passes == ["RGB", "L"]
+    assert stats.mode == "L" and stats.data["modes"] == {"L": 3, "RGB": 2}
+    arrays = [g[..., None] for g in grays] + [_luma(c)[..., None] for c in colours]
+    _assert_matches_reference(stats.data, arrays, 255)
+
+
+def test_jpeg_dataset_matches_pillow_decoded_reference(tmp_path: Path) -> None:
+    """Fast-path JPEGs (every subsampling, progressive, gray, EXIF-rotated) and Pillow-path ones
+    (CMYK) together give the statistics of Pillow's own decoding, exactly."""
+    from PIL import ImageOps
+
+    rng = np.random.default_rng(77)
+    variants = [
+        ({"subsampling": 2}, "RGB"),
+        ({"subsampling": 1}, "RGB"),
+        ({"subsampling": 0, "quality": 95}, "RGB"),
+        ({"progressive": True}, "RGB"),
+        ({"quality": 80}, "L"),
+        ({}, "CMYK"),
+    ]
+    arrays = []
+    for i, (kwargs, mode) in enumerate(variants * 2):
+        h, w = (int(x) for x in rng.integers(1, 60, size=2))
+        im = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB").convert(mode)
+        if i == 7:
+            exif = Image.Exif()
+            exif[0x0112] = 6
+            kwargs = {**kwargs, "exif": exif.tobytes()}
+        im.save(tmp_path / f"{i:02d}.jpg", "JPEG", **kwargs)
+        with Image.open(tmp_path / f"{i:02d}.jpg") as back:
+            arrays.append(np.asarray(ImageOps.exif_transpose(back).convert("RGB")))
+    for workers in (1, 2):
+        stats = normstat.compute(tmp_path, workers=workers)
+        assert stats.mode == "RGB" and stats.images == len(arrays)
+        _assert_matches_reference(stats.data, arrays, 255)

@@ -51,3 +51,23 @@ def test_chunks_cover_every_item_once_in_order(n: int, workers: int) -> None:
     chunks = chunked(items, workers)
     assert [x for c in chunks for x in c] == items
     assert max(len(c) for c in chunks) <= 64
+
+
+def test_workers_fork_only_when_no_other_thread_runs() -> None:
+    """A thread holding a lock at fork time would leave it locked in the child; with a thread
+    running (as the progress bar is), workers come from a fork server instead, and still work."""
+    import threading
+
+    from normstat import executors
+
+    assert executors._start_method() == "fork"
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert executors._start_method() == "forkserver"
+        with make_executor(2) as pool:
+            assert list(pool.map(slow_square, range(5))) == [0, 1, 4, 9, 16]
+    finally:
+        stop.set()
+        thread.join()
