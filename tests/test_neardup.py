@@ -324,3 +324,20 @@ def test_candidate_gone_or_changed_is_a_warning_not_a_leak(tmp_path: Path) -> No
     gone = [w for w in report.warnings if "a.png" in w and "cannot verify" in w]
     changed = [w for w in report.warnings if "changed since" in w]
     assert len(gone) == 1 and len(changed) == 1 and "b.png" in changed[0]
+
+
+def test_every_contributor_gets_a_phash_image_files_and_npy_stacks(tmp_path: Path) -> None:
+    """pHashes are computed on every route into the statistics, equal to the function's."""
+    from normstat.fingerprint import perceptual
+
+    rng = np.random.default_rng(14)
+    stack = np.stack([np.asarray(scene(rng, 40, 30)) for _ in range(3)])
+    np.save(tmp_path / "stack.npy", stack)
+    Image.fromarray(stack[1]).save(tmp_path / "one.png")
+    stats = normstat.compute(tmp_path, workers=1)
+    fp = stats.fingerprints
+    assert fp is not None and fp.phash is not None and len(fp.phash) == len(fp) == 4
+    want = [perceptual(px, 255)[1] for px in stack]
+    got = dict(zip(fp.paths, fp.phash.tolist(), strict=True))
+    assert got["one.png"] == want[1]
+    assert sorted(v for k, v in got.items() if k != "one.png") == sorted(want)
