@@ -667,7 +667,8 @@ def check(
             jobs = found.jobs + internal
             results: list[Any] = []
             vchunks = chunked(jobs, ex.workers)
-            vtasks = [(c, mode.name, max_pixels) for c in vchunks]
+            layout = str(loaded.data.get("options", {}).get("npy_layout", "auto"))
+            vtasks = [(c, mode.name, max_pixels, layout) for c in vchunks]
             for _, res in _run_jobs(ex, vchunks, vtasks):
                 results.extend(res)
                 _tick(progress, "verify", len(results), len(jobs))

@@ -19,14 +19,17 @@ also have the same mean colour, up to a brightness change.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from .decode import Skipped, decode
+from .decode import Decoded, Skipped, decode
 from .fingerprint import gray_image, phash_of, pixel_hash, thumbnail
-from .modes import get_mode
+from .modes import Mode, get_mode
+from .npysource import convert_batch, is_npy, open_array, probe_array, read_batch
 
 __all__ = [
     "BOXES",
@@ -219,9 +222,33 @@ class Match:
     problem: str = ""
 
 
-def verify_chunk(args: tuple[list[tuple[str, list[Pair]]], str, int | None]) -> list[list[Match]]:
-    """Verify each test image's candidates on the pixels; runs in executor workers."""
-    jobs, mode_name, max_pixels = args
+_MEMBER = re.compile(r"^(.*)\[(\d+)\]$")  # "stack.npy[12]": an image of a .npy stack
+
+
+def load_reference(path: str, mode: Mode, max_pixels: int | None, layout: str) -> Decoded | Skipped:
+    """A contributor's pixels in ``mode``: an image file, a single-image .npy, or one image of a
+    .npy stack (named as compute names it), read the way compute read it."""
+    member = None if os.path.exists(path) else _MEMBER.match(path)
+    array_path, index = (member[1], int(member[2])) if member else (path, 0)
+    if not (member or is_npy(path)):
+        return decode(path, mode, max_pixels)
+    probe = probe_array(array_path, mode.alpha, max_pixels, layout)
+    if isinstance(probe, Skipped):
+        return Skipped(path, probe.reason)
+    if index >= probe.count:
+        return Skipped(path, f"the array holds {probe.count} images now")
+    converted = convert_batch(read_batch(open_array(array_path), probe, index, index + 1), mode)
+    if isinstance(converted, str):
+        return Skipped(path, converted)
+    return Decoded(converted[0], probe.native)
+
+
+def verify_chunk(
+    args: tuple[list[tuple[str, list[Pair]]], str, int | None, str],
+) -> list[list[Match]]:
+    """Verify each test image's candidates on the pixels; runs in executor workers.
+    ``args``: jobs, the manifest's mode, max pixels, and its .npy layout."""
+    jobs, mode_name, max_pixels, layout = args
     mode = get_mode(mode_name)
     out: list[list[Match]] = []
     for test_path, pairs in jobs:
@@ -233,7 +260,7 @@ def verify_chunk(args: tuple[list[tuple[str, list[Pair]]], str, int | None]) -> 
         test_simple = _simple(test)
         results = []
         for pair in pairs:
-            ref_dec = decode(pair.ref, mode, max_pixels)
+            ref_dec = load_reference(pair.ref, mode, max_pixels, layout)
             if isinstance(ref_dec, Skipped):
                 results.append(Match(pair, None, f"cannot be read: {ref_dec.reason}"))
                 continue

@@ -341,3 +341,20 @@ def test_every_contributor_gets_a_phash_image_files_and_npy_stacks(tmp_path: Pat
     got = dict(zip(fp.paths, fp.phash.tolist(), strict=True))
     assert got["one.png"] == want[1]
     assert sorted(v for k, v in got.items() if k != "one.png") == sorted(want)
+
+
+def test_near_copy_of_an_npy_stack_image_is_verified_from_the_stack(tmp_path: Path) -> None:
+    train, test = tmp_path / "train", tmp_path / "test"
+    train.mkdir()
+    test.mkdir()
+    rng = np.random.default_rng(15)
+    stack = np.stack([np.asarray(scene(rng, 60, 40)) for _ in range(4)])
+    np.save(train / "stack.npy", stack)
+    Image.fromarray(stack[2]).resize((30, 20), Image.Resampling.LANCZOS).save(test / "small.png")
+    scene(rng, 60, 40).save(test / "other.png")
+    normstat.compute(train, workers=1).save(str(tmp_path / "stats.json"))
+    report = normstat.check(test, tmp_path / "stats.json", workers=1)
+    assert report.warnings == []
+    assert [(Path(x.test).name, x.train, x.kind) for x in report.leaked] == [
+        ("small.png", str(train / "stack.npy[2]"), "near")
+    ]
