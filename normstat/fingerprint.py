@@ -31,6 +31,7 @@ __all__ = [
     "Fingerprints",
     "dhash",
     "gray_image",
+    "hashes_of",
     "perceptual",
     "phash_of",
     "pixel_hash",
@@ -121,10 +122,13 @@ def phash_of(thumbs: np.ndarray, mirrored: bool = False) -> np.ndarray:
     return np.ascontiguousarray(packed).view(">u8")[..., 0].astype(np.uint64)
 
 
-def _dhash_of(thumb: np.ndarray) -> int:
-    small = _DHASH_ROWS @ thumb @ _DHASH_COLS
-    bits = (small[:, 1:] > small[:, :-1]).ravel()
-    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+def hashes_of(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dhash, phash) as uint64 arrays of a stack of thumbnails (n, 32, 32): a chunk's images
+    hashed in a few array operations, with the per-slice arithmetic of a single image's."""
+    small = _DHASH_ROWS @ thumbs @ _DHASH_COLS
+    bits = (small[..., 1:] > small[..., :-1]).reshape(len(thumbs), 64)
+    dhashes = np.ascontiguousarray(np.packbits(bits, axis=-1)).view(">u8")[:, 0]
+    return dhashes.astype(np.uint64), phash_of(thumbs)
 
 
 def perceptual(
@@ -132,8 +136,8 @@ def perceptual(
 ) -> tuple[int, int]:
     """(dhash, phash) of an H×W×C image, both from one grayscale thumbnail; ``image`` as for
     gray_image."""
-    thumb = thumbnail(gray_image(pixels, max_value, image))
-    return _dhash_of(thumb), int(phash_of(thumb))
+    dhashes, phashes = hashes_of(thumbnail(gray_image(pixels, max_value, image))[None])
+    return int(dhashes[0]), int(phashes[0])
 
 
 def dhash(pixels: np.ndarray, max_value: float, image: Image.Image | None = None) -> int:

@@ -7,12 +7,13 @@ in-process and in pool workers; per-image failures come back as ``Skipped`` valu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .decode import Decoded, Probe, Skipped, decode, load, probe
-from .fingerprint import perceptual, pixel_hash
-from .modes import get_mode
+from .fingerprint import gray_image, hashes_of, perceptual, pixel_hash, thumbnail
+from .modes import Mode, get_mode
 from .neardup import query_hashes
 from .reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
 
@@ -54,18 +55,22 @@ def probe_chunk(args: tuple[list[str], int | None, bool]) -> list[Probe | Skippe
     return [probe(p, max_pixels, keep_alpha) for p in paths]
 
 
-def reduce_image(dec: Decoded, mode_name: str) -> tuple[ImageRecord, np.ndarray | None]:
-    """One image's record, and its per-channel histograms (integer modes)."""
-    mode = get_mode(mode_name)
+def _partials(
+    dec: Decoded, mode: Mode
+) -> tuple[tuple[IntMoments | FloatMoments, ...], np.ndarray | None]:
+    """One image's per-channel partials, and its histograms (integer modes)."""
     px = dec.pixels
-    channels = px.shape[2]
-    hists = None
-    moments: tuple[IntMoments | FloatMoments, ...]
     if mode.integer:
         hists = histograms(px, mode.bins, image=dec.image)
-        moments = int_partials(hists)
-    else:
-        moments = tuple(float_partial(px[..., c]) for c in range(channels))
+        return int_partials(hists), hists
+    return tuple(float_partial(px[..., c]) for c in range(px.shape[2])), None
+
+
+def reduce_image(dec: Decoded, mode_name: str) -> tuple[ImageRecord, np.ndarray | None]:
+    """One image's record and histograms: what reduce_chunk gives for it, one image at a time."""
+    mode = get_mode(mode_name)
+    px = dec.pixels
+    moments, hists = _partials(dec, mode)
     dhash, phash = perceptual(px, mode.max_value, dec.image)
     record = ImageRecord(
         dec.native,
@@ -80,12 +85,14 @@ def reduce_image(dec: Decoded, mode_name: str) -> tuple[ImageRecord, np.ndarray 
 
 
 def reduce_chunk(args: tuple[list[str], str, int | None, bool]) -> ChunkResult:
-    """Probe and reduce each file from one open; the caller checks the mode guess afterwards."""
+    """Probe and reduce each file from one open; the caller checks the mode guess afterwards.
+    Perceptual hashes are computed for the whole chunk at once from the images' thumbnails."""
     paths, mode_name, max_pixels, keep_alpha = args
     mode = get_mode(mode_name)
     total = np.zeros((len(mode.channels), mode.bins), dtype=np.int64) if mode.integer else None
-    outcomes: list[ImageRecord | Skipped | None] = []
+    outcomes: list[Any] = []
     canonical: list[str | None] = []
+    thumbs: list[np.ndarray] = []
     for path in paths:
         head, dec = load(path, mode, max_pixels, keep_alpha)
         canonical.append(head.canonical if isinstance(head, Probe) else None)
@@ -96,13 +103,24 @@ def reduce_chunk(args: tuple[list[str], str, int | None, bool]) -> ChunkResult:
         if isinstance(dec, Skipped):
             outcomes.append(dec)
             continue
-        if dec.pixels.size == 0:
+        px = dec.pixels
+        if px.size == 0:
             outcomes.append(Skipped(path, "image has no pixels"))
             continue
-        record, hists = reduce_image(dec, mode_name)
+        moments, hists = _partials(dec, mode)
         if total is not None and hists is not None:
             total += hists
-        outcomes.append(record)
+        fields = (dec.native, moments, pixel_hash(px, mode.name), px.shape[0], px.shape[1])
+        outcomes.append((len(thumbs), fields))
+        thumbs.append(thumbnail(gray_image(px, mode.max_value, dec.image)))
+    if thumbs:
+        dhashes, phashes = (h.tolist() for h in hashes_of(np.stack(thumbs)))
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, tuple):
+                k, (native, moments, digest, height, width) = outcome
+                outcomes[i] = ImageRecord(
+                    native, moments, digest, dhashes[k], int(height), int(width), phashes[k]
+                )
     return ChunkResult(outcomes, canonical, total)
 
 

@@ -523,3 +523,26 @@ def test_jpeg_dataset_matches_pillow_decoded_reference(tmp_path: Path) -> None:
         stats = normstat.compute(tmp_path, workers=workers)
         assert stats.mode == "RGB" and stats.images == len(arrays)
         _assert_matches_reference(stats.data, arrays, 255)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGB;16", "F"])
+def test_chunk_hashing_equals_one_image_at_a_time(
+    mixed_dataset: Path, tmp_path: Path, mode: str
+) -> None:
+    """reduce_chunk hashes a chunk's thumbnails in one stack; each record must equal what the
+    one-image path gives, or fingerprints would depend on how files were chunked (--workers)."""
+    from normstat.decode import decode
+    from normstat.modes import MODES
+    from normstat.pipeline import reduce_chunk, reduce_image
+
+    paths = sorted(str(p) for p in mixed_dataset.rglob("*.png") if p.name != "corrupt.png")
+    if mode == "F":  # float pixels: make some
+        rng = np.random.default_rng(2)
+        for i in range(5):
+            arr = (rng.random((9 + i, 7)) * 1e3).astype(np.float32)
+            Image.fromarray(arr, "F").save(tmp_path / f"f{i}.tiff")
+        paths = sorted(str(p) for p in tmp_path.glob("f*.tiff"))
+    chunk = reduce_chunk((paths, mode, None, False))
+    singles = [reduce_image(decode(p, MODES[mode], None), mode)[0] for p in paths]
+    assert chunk.outcomes == singles
+    assert len({r.phash for r in singles}) == len(singles)  # distinct images, distinct hashes
