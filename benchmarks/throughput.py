@@ -75,7 +75,10 @@ def in_processes(fn: Callable, files: list[str], workers: int, *extra: str) -> N
         return
     step = 64
     parts = [(files[i : i + step], *extra) for i in range(0, len(files), step)]
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+    methods = multiprocessing.get_all_start_methods()  # as normstat's pool starts its workers
+    with multiprocessing.get_context("fork" if "fork" in methods else "spawn").Pool(
+        workers
+    ) as pool:
         pool.map(fn, parts)
 
 
@@ -178,17 +181,17 @@ def bench_corpus(name: str, folder: Path, mode: str, repeat: int) -> list[tuple[
 
 
 def peak_rss(folder: Path, workers: int) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of ``normstat compute`` in a fresh process."""
+    """(seconds, peak RSS in MB) of compute in a fresh process: its own high-water mark
+    (VmHWM: ru_maxrss would carry over this process's, across fork and exec) or its workers'."""
     code = (
-        "import resource, sys, normstat;"
+        "import re, resource, normstat;"
         f"normstat.compute({str(folder)!r}, workers={workers});"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-        " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        "hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1));"
+        "print(max(hwm, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))"
     )
     t = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    own, children = (int(v) for v in out.stdout.split())
-    return time.perf_counter() - t, max(own, children) / 1024
+    return time.perf_counter() - t, int(out.stdout) / 1024
 
 
 def main() -> None:
