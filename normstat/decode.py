@@ -236,11 +236,22 @@ def _to_target(arr: np.ndarray, src_max: float, target: Mode) -> np.ndarray:
         arr = np.repeat(arr, 3, axis=2)
     elif not target.color and colour:
         arr = _luma16(arr) if arr.dtype == np.uint16 else _luma16(arr.astype(np.uint16))
-    if target.alpha:  # kept when there is one, else opaque
+    return with_alpha_and_depth(arr, alpha, src_max, target)
+
+
+def with_alpha_and_depth(
+    arr: np.ndarray, alpha: np.ndarray | None, src_max: float, target: Mode
+) -> np.ndarray:
+    """The last steps of every conversion, for any leading axes (…×C): alpha appended when the
+    target has one (kept, else opaque), then the sample depth: floats as they are, integers
+    exactly (8 → 16 bits), rounded (16 → 8) or scaled to [0, 1]."""
+    if target.alpha:
         if alpha is None:
-            alpha = np.full((*arr.shape[:2], 1), src_max, dtype=arr.dtype)
-        arr = np.concatenate([arr, alpha.astype(arr.dtype)], axis=2)
+            alpha = np.full((*arr.shape[:-1], 1), src_max, dtype=arr.dtype)
+        arr = np.concatenate([arr, alpha.astype(arr.dtype)], axis=-1)
     if target.dtype == "float32":
+        if arr.dtype.kind == "f":
+            return np.ascontiguousarray(arr)
         return (arr.astype(np.float32) / np.float32(src_max)).astype(np.float32)
     if src_max == target.max_value:
         return np.ascontiguousarray(arr, dtype=target.dtype)

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .batchreduce import MAX_EXACT_PIXELS
-from .decode import Probe, Skipped, _luma16
+from .decode import Probe, Skipped, _luma16, with_alpha_and_depth
 from .modes import Mode
 
 __all__ = [
@@ -166,17 +166,4 @@ def convert_batch(batch: np.ndarray, target: Mode) -> np.ndarray | str:
             x = np.stack([np.asarray(Image.fromarray(im).convert("L")) for im in x])[..., None]
         else:
             x = _luma16(x)
-    if target.alpha:  # uint8 targets only: kept when there is one, else opaque
-        if alpha is None:
-            alpha = np.full((*x.shape[:3], 1), src_max, dtype=x.dtype)
-        x = np.concatenate([x, alpha.astype(x.dtype)], axis=3)
-    if target.dtype == "float32":
-        if is_float:
-            return np.ascontiguousarray(x)
-        return (x.astype(np.float32) / np.float32(src_max)).astype(np.float32)
-    if src_max == target.max_value:
-        return np.ascontiguousarray(x, dtype=target.dtype)
-    if target.max_value == 65535:  # 8 → 16 bits: v·257 maps 255 onto 65535 exactly
-        return x.astype(np.uint16) * np.uint16(257)
-    wide = x.astype(np.uint64)  # 16 → 8 bits, rounded
-    return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+    return with_alpha_and_depth(x, alpha, src_max, target)
