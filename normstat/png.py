@@ -52,8 +52,11 @@ def available() -> bool:
             with Image.open(io.BytesIO(buf.getvalue())) as im:
                 want = np.asarray(im)
                 mode = im.mode
-            native, arr, _ = _decode(spng, buf.getvalue(), mode)
-            if native != mode or not np.array_equal(arr.reshape(want.shape), want):
+            head = _header(buf.getvalue())
+            if head is None or head[2] != mode:
+                return False
+            arr, _ = _decode(spng, buf.getvalue(), mode, mode)
+            if not np.array_equal(arr.reshape(want.shape), want):
                 return False
     except Exception:
         return False
@@ -81,22 +84,22 @@ def _chunk_types(data: bytes) -> set[bytes]:
     return types
 
 
-def _decode(spng: Any, data: bytes, target: str) -> tuple[str, np.ndarray, Image.Image | None]:
-    head = _header(data)
-    if head is None:
-        raise ValueError("not a plain PNG")
-    native = head[2]
+def _decode(
+    spng: Any, data: bytes, native: str, target: str
+) -> tuple[np.ndarray, Image.Image | None]:
+    """Pixels (H×W×C) in ``target`` from a PNG whose IHDR says ``native``, and a Pillow image
+    of them when the conversion made one."""
     arr = spng.load(data)
     if arr.ndim == 2:
         arr = arr[..., None]
     if native == "I;16":  # libspng returns 16-bit gray with an opaque alpha plane
-        return native, np.ascontiguousarray(arr[..., :1], dtype=np.uint16), None
+        return np.ascontiguousarray(arr[..., :1], dtype=np.uint16), None
     if target == "RGB" and native == "L":  # Pillow's L→RGB replicates the gray value
         arr = np.repeat(arr, 3, axis=2)
     elif target == "L" and native == "RGB":  # Pillow's own luma weights
         image = Image.fromarray(arr).convert("L")
-        return native, np.asarray(image)[..., None], image
-    return native, arr, None
+        return np.asarray(image)[..., None], image
+    return arr, None
 
 
 def read(
@@ -118,7 +121,7 @@ def read(
     if target is None:
         return native, None, None, 1
     try:
-        native, arr, image = _decode(_pyspng(), data, target)
+        arr, image = _decode(_pyspng(), data, native, target)
     except Exception:  # corrupt or truncated: Pillow's reading gives the reason
         return None
     if arr.shape[:2] != (height, width):
