@@ -169,11 +169,8 @@ def _load_open(
     fh.seek(0)
     if fast is not None:
         native, arr, image, orientation = fast
-        if arr is None:
-            return Probe(native, native), None
-        if orientation != 1:
-            return Probe(native, native), Decoded(_orient(arr, orientation), native)
-        return Probe(native, native), Decoded(arr, native, image)
+        pixels = None if arr is None else _oriented(arr, native, image, orientation)
+        return Probe(native, native), pixels
     try:
         with _opened(fh, max_pixels) as im:
             head, rawmode = _probe_open(im, path, keep_alpha)
@@ -218,6 +215,13 @@ def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
     }
     op = ops.get(orientation)
     return np.ascontiguousarray(op(arr)) if op else arr
+
+
+def _oriented(arr: np.ndarray, native: str, image: Image.Image | None, orientation: int) -> Decoded:
+    """EXIF orientation applied; the Pillow image is kept only when it still shows the pixels."""
+    if orientation != 1:
+        return Decoded(_orient(arr, orientation), native)
+    return Decoded(arr, native, image)
 
 
 def _luma16(rgb: np.ndarray) -> np.ndarray:
@@ -303,9 +307,7 @@ def _decode_open(
                 arr = _to_target(raw.astype(np.uint16)[..., None], 65535, target)
         else:
             arr, image = _decode_8bit(im, target)
-        if orientation != 1:
-            return Decoded(_orient(arr, orientation), native)
-        return Decoded(arr, native, image)
+        return _oriented(arr, native, image, orientation)
     except Exception as exc:
         return Skipped(path, _reason(exc, max_pixels))
 
