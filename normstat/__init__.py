@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-__version__ = "0.2.0"
-
-from .api import (
-    ApplyResult,
-    apply,
-    check,
-    compute,
-)
+from ._version import __version__
+from .api import ApplyResult, apply, check, compute
 from .errors import DeviceError, InputError, ManifestError, NormstatError, OutputError
-from .leakage import Leak, LeakReport
 from .manifest import Stats
+from .verbs.check import Leak, LeakReport
 
 __all__ = [
     "ApplyResult",

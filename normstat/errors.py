@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "DeviceError",
+    "InputError",
+    "ManifestError",
+    "NormstatError",
+    "OutputError",
+    "describe",
+]
+
 
 class NormstatError(Exception):
     """Base of every error normstat raises on purpose; carries the offending path."""
@@ -26,3 +35,8 @@ class OutputError(NormstatError):
 
 class DeviceError(NormstatError):
     """A compute device was asked for but none is usable."""
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one line of reason text: its message, or its type when it has none."""
+    return str(exc).replace("\n", " ").strip() or type(exc).__name__

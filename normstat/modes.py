@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MODES", "Mode", "get_mode"]
+__all__ = ["LUMA", "MODES", "Mode", "get_mode"]
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma weights, as Pillow converts RGB to L
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from normstat.kernels import sum_sq_twin
+from normstat.reduce.kernels import sum_sq_twin
 
 
 class TwinReductionKernel:

@@ -49,3 +49,83 @@ def slow_square(item: int) -> int:
     """For executor tests: later items finish first, results must still come in order."""
     time.sleep(0.02 * (5 - item % 5))
     return item * item
+
+
+# ---------------------------------------------------------------- one file by path, for tests
+# The library reads through sources (file objects); these open a path and call the reader, as
+# the tests of single files need. Not part of normstat: only sources open files there.
+
+
+def _reader(fh):  # type: ignore[no-untyped-def]
+    from normstat.readers import HEAD, reader_for
+
+    head = fh.read(HEAD)
+    fh.seek(0)
+    return reader_for(head)
+
+
+def load(path: str, target, max_pixels: int | None, keep_alpha: bool):  # type: ignore[no-untyped-def]
+    """(probe, pixels) of one file from one read, as compute's per-file route reads it."""
+    from normstat.options import ReadOptions
+    from normstat.readers import Skipped, unreadable
+
+    try:
+        fh = open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        skip = Skipped(path, unreadable(exc))
+        return skip, skip
+    with fh:
+        return _reader(fh).load(fh, path, target, ReadOptions(max_pixels, keep_alpha))
+
+
+def decode(path: str, target, max_pixels: int | None):  # type: ignore[no-untyped-def]
+    """One image file's pixels in ``target`` (or Skipped)."""
+    pixels = load(path, target, max_pixels, target.alpha)[1]
+    assert pixels is not None
+    return pixels
+
+
+def probe(path: str, max_pixels: int | None, keep_alpha: bool):  # type: ignore[no-untyped-def]
+    return load(path, None, max_pixels, keep_alpha)[0]
+
+
+def probe_array(path: str, keep_alpha: bool, max_pixels: int | None, layout: str = "auto"):  # type: ignore[no-untyped-def]
+    """A .npy file's header probe (ArrayProbe or Skipped)."""
+    from normstat.options import ReadOptions
+    from normstat.readers.npy import READER
+
+    with open(path, "rb") as fh:
+        return READER.probe(fh, path, ReadOptions(max_pixels, keep_alpha, layout))
+
+
+def is_npy(path: str) -> bool:
+    """True when the registry gives this file to the .npy reader."""
+    try:
+        with open(path, "rb") as fh:
+            return bool(_reader(fh).name == "npy")
+    except OSError:
+        return False
+
+
+def reduce_image(dec, mode_name: str):  # type: ignore[no-untyped-def]
+    """The oracle: one image's record and histograms, one image at a time (what compute's
+    chunk route must give for it, whatever the chunking)."""
+    from normstat.modes import get_mode
+    from normstat.verbs.compute.files import partials
+    from normstat.verbs.compute.records import image_record
+
+    mode = get_mode(mode_name)
+    moments, hists = partials(dec, mode)
+    return image_record(dec, mode, moments), hists
+
+
+def reduce_chunk(args):  # type: ignore[no-untyped-def]
+    """compute's per-file worker over local paths: ``(paths, mode name, max pixels, alpha)``."""
+    from normstat.options import ReadOptions
+    from normstat.sources import Item, LocalSource
+    from normstat.verbs.compute.files import FileTask
+    from normstat.verbs.compute.files import reduce_chunk as run
+
+    paths, mode_name, max_pixels, keep_alpha = args
+    items = [Item(os.path.dirname(p), os.path.basename(p)) for p in paths]
+    return run(FileTask(LocalSource(()), items, mode_name, ReadOptions(max_pixels, keep_alpha)))

@@ -12,11 +12,11 @@ from fake_cupy import TwinReductionKernel, WrongReductionKernel, make_fake_cupy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from normstat.batchreduce import batch_histogram, reduce_batch, sum_sq
-from normstat.decode import Decoded
-from normstat.kernels import fused_sum_sq, kernel_matches, sum_sq_twin
+from normstat.reduce.batch import batch_histogram, reduce_batch, sum_sq
+from normstat.readers import Decoded
+from normstat.reduce.kernels import fused_sum_sq, kernel_matches, sum_sq_twin
 from normstat.modes import MODES
-from normstat.pipeline import reduce_image
+from helpers import reduce_image
 from normstat.reduce import FloatMoments, IntMoments
 
 RNG = np.random.default_rng(20261121)
@@ -175,7 +175,7 @@ def test_kernel_is_used_only_when_it_matches() -> None:
 @pytest.mark.parametrize("key", [("uint8", 3), ("uint8", 4), ("uint16", 1), ("float32", 3)])
 def test_cpu_array_route_equals_the_generic_batch(key: tuple[str, int]) -> None:
     """The CPU's histogram route for .npy batches gives the generic batch's exact results."""
-    from normstat.batches import reduce_on_cpu
+    from normstat.verbs.compute.arrays import reduce_on_cpu
 
     mode = MODES[MODE_OF[key]]
     x = _batch(key[0], (4, 19, 21, key[1]))

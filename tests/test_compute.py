@@ -475,15 +475,15 @@ def test_wrong_mode_guess_costs_a_second_pass_not_a_wrong_result(
     l_majority: tuple[Path, list, list], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The header sample sees only colour0.png (RGB); the dataset's majority is L."""
-    from normstat import api
+    from normstat.verbs.compute import run as api
 
     root, grays, colours = l_majority
     passes: list[str] = []
     real = api._reduce_pass
 
-    def counting(ex, files, target, *args):
+    def counting(ex, source, files, target, *args):
         passes.append(target.name)
-        return real(ex, files, target, *args)
+        return real(ex, source, files, target, *args)
 
     monkeypatch.setattr(api, "_GUESS_SAMPLE", 1)
     monkeypatch.setattr(api, "_reduce_pass", counting)
@@ -531,9 +531,9 @@ def test_chunk_hashing_equals_one_image_at_a_time(
 ) -> None:
     """reduce_chunk hashes a chunk's thumbnails in one stack; each record must equal what the
     one-image path gives, or fingerprints would depend on how files were chunked (--workers)."""
-    from normstat.decode import decode
+    from helpers import decode
     from normstat.modes import MODES
-    from normstat.pipeline import reduce_chunk, reduce_image
+    from helpers import reduce_chunk, reduce_image
 
     paths = sorted(str(p) for p in mixed_dataset.rglob("*.png") if p.name != "corrupt.png")
     if mode == "F":  # float pixels: make some

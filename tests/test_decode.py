@@ -15,7 +15,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from normstat.api import DEFAULT_MAX_PIXELS
-from normstat.decode import Decoded, Probe, Skipped, decode, probe
+from helpers import decode, probe
+from normstat.readers import Decoded, Probe, Skipped
 from normstat.modes import MODES
 
 ODD_IMAGES = Path(__file__).parents[1] / "../shared/corpora/odd-images"

@@ -16,8 +16,8 @@ from helpers import describe, invoke
 from PIL import Image
 
 import normstat
-from normstat import device
-from normstat.device import Stager, device_summary, memory_bandwidth, plan
+from normstat.reduce import device
+from normstat.reduce.device import Stager, device_summary, memory_bandwidth, plan
 from normstat.errors import DeviceError
 
 RNG = np.random.default_rng(99)

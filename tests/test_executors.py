@@ -5,21 +5,21 @@ from __future__ import annotations
 import pytest
 from helpers import die_on_three, invoke, slow_square
 
-import normstat.api
-from normstat.executors import PoolExecutor, WorkerDied, chunked, make_executor
+import normstat.verbs.common
+from normstat.engine import PoolEngine, WorkerDied, chunked, make_engine
 
 
 def test_serial_and_pool_give_results_in_order() -> None:
     items = list(range(23))
-    with make_executor(1) as serial:
+    with make_engine(1) as serial:
         assert list(serial.map(slow_square, items)) == [i * i for i in items]
-    with make_executor(2) as pool:
-        assert isinstance(pool, PoolExecutor)
+    with make_engine(2) as pool:
+        assert isinstance(pool, PoolEngine)
         assert list(pool.map(slow_square, items)) == [i * i for i in items]
 
 
 def test_a_dead_worker_raises_instead_of_hanging() -> None:
-    with make_executor(2) as pool, pytest.raises(WorkerDied) as info:
+    with make_engine(2) as pool, pytest.raises(WorkerDied) as info:
         list(pool.map(die_on_three, range(10)))
     assert info.value.index == 3
 
@@ -37,8 +37,8 @@ def test_a_dead_worker_names_the_files(tmp_path, monkeypatch) -> None:
                 raise WorkerDied(index)
             yield fn(item)
 
-    monkeypatch.setattr(PoolExecutor, "map", crashing_map)
-    monkeypatch.setattr(normstat.api, "chunked", lambda items, workers: [[x] for x in items])
+    monkeypatch.setattr(PoolEngine, "map", crashing_map)
+    monkeypatch.setattr(normstat.verbs.common, "chunked", lambda items, workers: [[x] for x in items])
     result = invoke("compute", tmp_path, "-o", tmp_path / "s.json", "-w", "2")
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: {tmp_path / '1.png'}: a worker process died")
@@ -58,7 +58,7 @@ def test_workers_fork_only_when_no_other_thread_runs() -> None:
     running (as the progress bar is), workers come from a fork server instead, and still work."""
     import threading
 
-    from normstat import executors
+    from normstat.engine import pool as executors
 
     assert executors._start_method() == "fork"
     stop = threading.Event()
@@ -66,7 +66,7 @@ def test_workers_fork_only_when_no_other_thread_runs() -> None:
     thread.start()
     try:
         assert executors._start_method() == "forkserver"
-        with make_executor(2) as pool:
+        with make_engine(2) as pool:
             assert list(pool.map(slow_square, range(5))) == [0, 1, 4, 9, 16]
     finally:
         stop.set()

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from normstat import decode as decode_module
-from normstat import jpeg, png
-from normstat.decode import Decoded, Probe, Skipped, decode, load
+from helpers import decode, load
+from normstat.readers import Decoded, Probe, Skipped, jpeg, png
+from normstat.readers import pillow as decode_module
 from normstat.modes import MODES
 
 

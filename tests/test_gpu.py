@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 import normstat
-from normstat.batchreduce import reduce_batch, sum_sq
-from normstat.device import load_cupy
+from normstat.reduce.batch import reduce_batch, sum_sq
+from normstat.reduce.device import load_cupy
 from normstat.errors import DeviceError
-from normstat.kernels import fused_sum_sq, sum_sq_twin
+from normstat.reduce.kernels import fused_sum_sq, sum_sq_twin
 from normstat.modes import MODES
 
 pytestmark = pytest.mark.gpu

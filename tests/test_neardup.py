@@ -19,9 +19,11 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 import normstat
-from normstat.fingerprint import phash_of, sha256_file, thumbnail, write_sidecar
-from normstat.hamming import HammingIndex, brute_force, guaranteed_radius
-from normstat.nearcheck import NO_PHASH
+from normstat.fileops import sha256_file
+from normstat.fingerprints import phash_of, thumbnail
+from normstat.manifest.sidecar import write_sidecar
+from normstat.verbs.check.hamming import HammingIndex, brute_force, guaranteed_radius
+from normstat.verbs.check.candidates import NO_PHASH
 
 # --------------------------------------------------------------------------------------------
 # the index
@@ -244,7 +246,8 @@ def test_old_sidecar_without_phash_checks_exact_copies_only(
     assert stats.fingerprints is not None and stats.fingerprints.phash is not None
     stats.fingerprints.phash = None  # what normstat 0.1 wrote
     sidecar = folder / data["sidecar"]["path"]
-    write_sidecar(stats.fingerprints, str(sidecar), stats.histogram)
+    with open(sidecar, "wb") as fh:
+        write_sidecar(stats.fingerprints, fh, stats.histogram)
     data["sidecar"]["sha256"] = sha256_file(str(sidecar))
     manifest.write_text(json.dumps(data))
     with np.load(sidecar) as npz:
@@ -328,7 +331,7 @@ def test_candidate_gone_or_changed_is_a_warning_not_a_leak(tmp_path: Path) -> No
 
 def test_every_contributor_gets_a_phash_image_files_and_npy_stacks(tmp_path: Path) -> None:
     """pHashes are computed on every route into the statistics, equal to the function's."""
-    from normstat.fingerprint import perceptual
+    from normstat.fingerprints import perceptual
 
     rng = np.random.default_rng(14)
     stack = np.stack([np.asarray(scene(rng, 40, 30)) for _ in range(3)])

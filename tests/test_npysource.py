@@ -14,10 +14,12 @@ from helpers import describe, invoke
 from PIL import Image
 
 import normstat
-from normstat import batches
-from normstat.decode import Skipped, decode
+from helpers import decode, is_npy, probe_array
+from normstat.readers import Skipped
+from normstat.verbs.compute import arrays as batches
 from normstat.modes import MODES
-from normstat.npysource import ArrayProbe, convert_batch, is_npy, probe_array, read_batch
+from normstat.readers.convert import convert as convert_batch
+from normstat.readers.npy import ArrayProbe, read_batch
 
 RNG = np.random.default_rng(7)
 
@@ -289,18 +291,6 @@ def test_layout_option_and_bad_files_through_the_cli(tmp_path: Path) -> None:
     data = _manifest(out)
     assert (data["images"], data["mode"], data["pixels"]) == (6, "L", 90)
     assert data["options"]["npy_layout"] == "nhw"
-
-
-def test_apply_and_check_still_ignore_arrays(tmp_path: Path) -> None:
-    """Only compute reads .npy sources; apply and check leave them alone as before."""
-    src = tmp_path / "src"
-    src.mkdir()
-    Image.fromarray(RNG.integers(0, 256, (8, 9, 3), dtype=np.uint8)).save(src / "a.png")
-    _save(src / "z.npy", RNG.integers(0, 256, (2, 8, 9, 3), dtype=np.uint8))
-    stats = normstat.compute(src, workers=1)
-    assert stats.data["images"] == 3
-    result = normstat.apply(src, stats, tmp_path / "out", workers=1)
-    assert (result.written, result.skipped) == (1, [])
 
 
 def test_big_endian_and_float16_arrays_read_as_their_values(tmp_path: Path) -> None:

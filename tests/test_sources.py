@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from normstat import sources
+from normstat.sources import local as sources
 from normstat.errors import InputError
-from normstat.sources import SourceFile, discover
+from normstat.sources import Item as SourceFile
+from normstat.sources.local import discover
 
 
 def touch(path: Path, text: str | None = None) -> Path:

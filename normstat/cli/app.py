@@ -1,0 +1,295 @@
+"""The command line: parse, call the API, render. The only place exit codes are decided:
+0 success, 1 leakage found (check), 2 usage or input error."""
+
+from __future__ import annotations
+
+__all__ = ["app", "main"]
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import typer
+
+from .. import api
+from .._version import __version__
+from ..errors import NormstatError
+from ..fileops import atomic_write_bytes
+from ..manifest import Stats
+from ..modes import MODES
+from ..options import ALPHAS, DEVICES, DTYPES, LAYOUTS, NPY_LAYOUTS, SCALES, STDS
+from .console import Reporter, leak_table, stats_table
+from .snippets import FORMATS, snippet
+
+app = typer.Typer(
+    help="Per-channel normalization statistics for image datasets, with proof of what went in.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+Quiet = typer.Option(False, "--quiet", "-q", help="No progress or warnings on stderr.")
+Debug = typer.Option(False, "--debug", help="Show a traceback on errors.")
+Workers = typer.Option(None, "--workers", "-w", min=1, help="Processes (default: all cores).")
+
+
+SHOW_FORMATS = ("text", "json", *FORMATS)
+
+# CLI choices made from the library's own value sets (one list each, in ``options``): typer
+# offers and checks the values of a Literal type.
+if TYPE_CHECKING:
+    Alphas = str
+    Devices = str
+    NpyLayouts = str
+    Scales = str
+    Stds = str
+    Dtypes = str
+    Layouts = str
+    ShowFormats = str
+else:
+    Alphas = Literal[ALPHAS]
+    Devices = Literal[DEVICES]
+    NpyLayouts = Literal[NPY_LAYOUTS]
+    Scales = Literal[SCALES]
+    Stds = Literal[STDS]
+    Dtypes = Literal[DTYPES]
+    Layouts = Literal[LAYOUTS]
+    ShowFormats = Literal[SHOW_FORMATS]
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, NormstatError):
+        return str(exc)
+    if isinstance(exc, OSError):  # an output that cannot be written: disk full, permissions
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    return f"unexpected {type(exc).__name__}: {exc} (rerun with --debug)"  # a bug
+
+
+def _errors(fn: F) -> F:
+    """Turn any error into one line ``Error: <path>: <reason>`` and exit 2; --debug re-raises
+    it with its traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            Reporter().error("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if kwargs.get("debug"):
+                raise
+            Reporter().error(_one_line(exc))
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _mode_option(value: str | None) -> str | None:
+    if value is not None and value not in MODES:
+        raise typer.BadParameter(f"choose from {', '.join(MODES)}")
+    return value
+
+
+@app.command()
+@_errors
+def compute(
+    srcs: list[str] = typer.Argument(
+        ..., metavar="SRC...", help="Folders (recursive), image files, or @list.txt files."
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="The stats manifest to write."),
+    workers: int | None = Workers,
+    device: Devices = typer.Option(
+        "auto",
+        help="Where to reduce: auto uses a usable GPU for large .npy data.",
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Exit 2 on the first unreadable image."),
+    mode: str | None = typer.Option(
+        None, callback=_mode_option, help=f"Dataset mode ({', '.join(MODES)}); default: majority."
+    ),
+    alpha: Alphas = typer.Option("drop", help="Drop or keep alpha channels."),
+    max_pixels: int = typer.Option(
+        api.DEFAULT_MAX_PIXELS, help="Skip images larger than this (decompression bombs)."
+    ),
+    npy_layout: NpyLayouts = typer.Option(
+        "auto",
+        help="3-D .npy arrays: H×W×C image (hwc), N×H×W stack (nhw), or auto.",
+    ),
+    quiet: bool = Quiet,
+    debug: bool = Debug,
+) -> None:
+    """Compute per-channel statistics of a train split and write a manifest.
+
+    Example: normstat compute data/train -o stats.json --workers 4
+    """
+    rep = Reporter(quiet)
+    with rep.progress() as progress:
+        stats = api.compute(
+            srcs,
+            workers=workers,
+            mode=mode,
+            alpha=alpha,
+            strict=strict,
+            max_pixels=max_pixels,
+            device=device,
+            npy_layout=npy_layout,
+            progress=progress,
+        )
+    stats.save(str(output))
+    for s in stats.skipped[:10]:
+        rep.warn(f"skipped {s['path']}: {s['reason']}")
+    if len(stats.skipped) > 10:
+        rep.warn(f"... and {len(stats.skipped) - 10} more skipped (listed in {output})")
+    rep.out.print(stats_table(stats))
+    rep.out.print(f"Wrote {output}")
+
+
+@app.command()
+@_errors
+def apply(
+    src: list[str] = typer.Argument(..., metavar="SRC...", help="The split to normalize."),
+    stats: str = typer.Option(..., help="Stats manifest, or 'imagenet' for the ImageNet values."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the .npy arrays."),
+    workers: int | None = Workers,
+    scale: Scales = typer.Option(
+        "standard",
+        help="(x/max-mean)/std, [0,1], [-1,1], per-image.",
+    ),
+    std: Stds = typer.Option("pooled", help="Which std 'standard' divides by."),
+    dtype: Dtypes = typer.Option("float32", help="Output dtype."),
+    layout: Layouts = typer.Option("chw", help="Array layout."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 2 on the first unreadable image."),
+    max_pixels: int = typer.Option(api.DEFAULT_MAX_PIXELS, help="Skip larger images."),
+    quiet: bool = Quiet,
+    debug: bool = Debug,
+) -> None:
+    """Write every image of a split as a normalized float array, using train statistics.
+
+    Example: normstat apply data/val --stats stats.json -o data/val-npy
+    """
+    rep = Reporter(quiet)
+    with rep.progress() as progress:
+        result = api.apply(
+            src,
+            stats,
+            str(output),
+            workers=workers,
+            scale=scale,
+            std=std,
+            dtype=dtype,
+            layout=layout,
+            overwrite=overwrite,
+            strict=strict,
+            max_pixels=max_pixels,
+            progress=progress,
+        )
+    for s in result.skipped:
+        rep.warn(f"skipped {s.path}: {s.reason}")
+    rep.out.print(
+        f"Wrote {result.written} arrays to {result.out_dir}"
+        f" ({result.kept} already there, {len(result.skipped)} skipped)"
+    )
+
+
+@app.command()
+@_errors
+def check(
+    test_src: list[str] = typer.Argument(..., metavar="TEST_SRC...", help="The test split."),
+    stats: str = typer.Option(..., help="Stats manifest of the train split."),
+    json_out: str | None = typer.Option(
+        None, "--json", metavar="REPORT.json", help="Write the report as JSON ('-': stdout)."
+    ),
+    threshold: float = typer.Option(
+        api.DEFAULT_THRESHOLD,
+        min=0.5,
+        max=1.0,
+        help="Pixel correlation a near-duplicate must reach (higher: fewer, surer reports).",
+    ),
+    workers: int | None = Workers,
+    max_pixels: int = typer.Option(api.DEFAULT_MAX_PIXELS, help="Skip larger images."),
+    quiet: bool = Quiet,
+    debug: bool = Debug,
+) -> None:
+    """Exit 1 if test images, or near-duplicates of them, were among the images the statistics
+    came from.
+
+    Example: normstat check data/test --stats stats.json --json leaks.json
+    """
+    rep = Reporter(quiet)
+    with rep.progress() as progress:
+        report = api.check(
+            test_src,
+            stats,
+            workers=workers,
+            threshold=threshold,
+            max_pixels=max_pixels,
+            progress=progress,
+        )
+    for w in report.warnings:
+        rep.warn(w)
+    for s in report.skipped:
+        rep.warn(f"skipped {s['path']}: {s['reason']}")
+    text = json.dumps(report.to_json(), indent=2) + "\n"
+    if json_out == "-":
+        sys.stdout.write(text)
+    else:
+        if json_out:
+            atomic_write_bytes(json_out, text.encode())
+        if report.leaked:
+            rep.out.print(leak_table(report))
+        verdict = "clean" if report.clean else f"LEAKED: {len(report.leaked)}"
+        rep.out.print(f"Checked {report.checked} test images: {verdict}")
+    raise typer.Exit(0 if report.clean else 1)
+
+
+@app.command()
+@_errors
+def show(
+    manifest: str = typer.Argument(..., metavar="STATS.json", help="A stats manifest."),
+    format: ShowFormats = typer.Option("text", "--format", "-f", help="Output format."),
+    quiet: bool = Quiet,
+    debug: bool = Debug,
+) -> None:
+    """Print a manifest as a table, as JSON, or as code for torchvision, Keras, albumentations.
+
+    Example: normstat show stats.json --format torchvision
+    """
+    stats = Stats.load(manifest)
+    rep = Reporter(quiet)
+    if format == "text":
+        rep.out.print(stats_table(stats))
+        for s in stats.skipped:
+            rep.out.print(f"skipped {s['path']}: {s['reason']}", markup=False)
+    elif format == "json":
+        sys.stdout.write(json.dumps(stats.data, indent=2) + "\n")
+    else:
+        sys.stdout.write(snippet(stats, format))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"normstat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """normstat: per-channel mean/std of image datasets, applied and checked for test leakage."""
+
+
+def main() -> None:
+    app(prog_name="normstat")

@@ -1,0 +1,154 @@
+"""Everything people see: progress on stderr, tables on stdout, one-line errors. The only module
+besides the CLI that imports rich."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from ..manifest import Stats
+from ..verbs.check import LeakReport
+
+__all__ = ["Reporter", "leak_table", "stats_table"]
+
+_PHASES = {"scan": "scanning", "compute": "reducing", "apply": "writing", "check": "checking"}
+
+
+class _Rate(TextColumn):
+    """Images per second of the current phase."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def render(self, task: Any) -> Any:
+        speed = task.finished_speed or task.speed
+        return f"{speed:,.0f} img/s" if speed else ""
+
+
+class Reporter:
+    """Progress and messages: a rich bar on a terminal, a plain line every 10 s otherwise."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.out = Console(highlight=False, soft_wrap=True)
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+        self._last_line = time.monotonic()
+
+    def error(self, message: str) -> None:
+        self.err.print(f"Error: {message}", markup=False)
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(f"Warning: {message}", markup=False)
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(message, markup=False)
+
+    @contextmanager
+    def progress(self) -> Iterator[Any]:
+        """Yield the callback the API calls as ``progress(phase, done, total)``."""
+        if self.quiet:
+            yield None
+            return
+        if not self.err.is_terminal:
+            yield self._plain
+            return
+        with Progress(
+            TextColumn("{task.description:<9}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _Rate(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.err,
+            transient=False,
+        ) as bar:
+            self._progress = bar
+            yield self._rich
+        self._progress = None
+
+    def _rich(self, phase: str, done: int, total: int) -> None:
+        assert self._progress is not None
+        if phase not in self._tasks:
+            self._tasks[phase] = self._progress.add_task(_PHASES.get(phase, phase), total=total)
+        self._progress.update(self._tasks[phase], completed=done, total=total)
+
+    def _plain(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last_line >= 10 or (done == total and total > 1000):
+            self._last_line = now
+            print(f"{_PHASES.get(phase, phase)}: {done}/{total}", file=sys.stderr, flush=True)
+
+
+def _fmt(values: list[Any], digits: int = 4) -> list[str]:
+    return [f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in values]
+
+
+def stats_table(stats: Stats) -> Table:
+    d = stats.data
+    raw = d.get("raw", {})
+    pct = raw.get("percentiles", {})
+    table = Table(
+        title=(
+            f"{d['images']:,} images, {d.get('pixels', 0):,} pixels per channel, "
+            f"mode {d['mode']}, {len(d['skipped'])} skipped"
+        ),
+        title_justify="left",
+    )
+    table.add_column("channel")
+    for col in ("mean", "std", "std/img", "min", "max"):
+        table.add_column(col, justify="right")
+    if pct:
+        table.add_column("p1 / p50 / p99 (raw)", justify="right")
+    per_image = d.get("std_per_image_mean", [None] * len(d["channels"]))
+    for i, ch in enumerate(d["channels"]):
+        row = [
+            ch,
+            f"{d['mean'][i]:.4f}",
+            f"{d['std'][i]:.4f}",
+            "" if per_image[i] is None else f"{per_image[i]:.4f}",
+            *_fmt([d.get("min", [None] * (i + 1))[i], d.get("max", [None] * (i + 1))[i]]),
+        ]
+        if pct:
+            row.append(f"{pct['1'][i]} / {pct['50'][i]} / {pct['99'][i]}")
+        table.add_row(*row)
+    return table
+
+
+def _short(path: str) -> str:
+    """Paths under the working folder are shown relative to it."""
+    rel = os.path.relpath(path) if os.path.isabs(path) else path
+    return path if rel.startswith("..") else rel
+
+
+def leak_table(report: LeakReport) -> Table:
+    table = Table(title=f"{len(report.leaked)} leaked test images", title_justify="left")
+    table.add_column("test image", overflow="fold")
+    table.add_column("train image", overflow="fold")
+    table.add_column("kind")
+    table.add_column("score", justify="right")
+    table.add_column("bits", justify="right")
+    for leak in report.leaked:
+        kind = f"{leak.kind}, mirrored" if leak.mirrored else leak.kind
+        bits = "" if leak.distance is None else str(leak.distance)
+        table.add_row(_short(leak.test), _short(leak.train), kind, f"{leak.score:.3f}", bits)
+    return table

@@ -1,0 +1,53 @@
+"""Code that pastes into a training script: the manifest's statistics for common libraries."""
+
+from __future__ import annotations
+
+from ..manifest import Stats
+
+__all__ = ["FORMATS", "snippet"]
+
+
+def _list(values: list[float]) -> str:
+    return "[" + ", ".join(repr(float(v)) for v in values) + "]"
+
+
+def torchvision(stats: Stats) -> str:
+    return (
+        "import torch\n"
+        "from torchvision.transforms import v2\n\n"
+        "transform = v2.Compose([\n"
+        "    v2.ToImage(),\n"
+        "    v2.ToDtype(torch.float32, scale=True),  # to [0, 1], the units of these statistics\n"
+        f"    v2.Normalize(mean={_list(stats.mean)}, std={_list(stats.std)}),\n"
+        "])\n"
+    )
+
+
+def keras(stats: Stats) -> str:
+    raw = stats.data["raw"]
+    return (
+        "import keras\n\n"
+        f"# Raw pixel units ({stats.data['dtype']}, 0..{stats.data['max_value']:g}): "
+        "no Rescaling layer needed before it.\n"
+        "normalize = keras.layers.Normalization(\n"
+        f"    axis=-1, mean={_list(raw['mean'])}, variance={_list(raw['var'])}\n"
+        ")\n"
+    )
+
+
+def albumentations(stats: Stats) -> str:
+    return (
+        "import albumentations as A\n\n"
+        "normalize = A.Normalize(\n"
+        f"    mean={_list(stats.mean)},\n"
+        f"    std={_list(stats.std)},\n"
+        f"    max_pixel_value={float(stats.data['max_value'])!r},\n"
+        ")\n"
+    )
+
+
+FORMATS = {"torchvision": torchvision, "keras": keras, "albumentations": albumentations}
+
+
+def snippet(stats: Stats, fmt: str) -> str:
+    return FORMATS[fmt](stats)

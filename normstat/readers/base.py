@@ -1,0 +1,127 @@
+"""The reader contract: what a file's bytes mean.
+
+A reader gets a binary file object (never a path: only sources open files) and the item's display
+name, and returns decoded pixels in the dataset mode, or a ``Skipped`` value saying why not; bad
+bytes never raise. A file holds ``probe.count`` images (more than one for a stack), named by
+``image_name``; ``read`` yields a slice of them in order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol
+
+import numpy as np
+
+from ..errors import describe
+from ..modes import Mode
+from ..options import ReadOptions
+
+__all__ = [
+    "Decoded",
+    "Probe",
+    "BatchReader",
+    "Reader",
+    "SingleImageReader",
+    "Skipped",
+    "image_name",
+    "parse_image_name",
+    "unreadable",
+]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An image that does not contribute, and why; counted into the manifest."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the header says: the mode on disk (``native``), the dataset mode the image maps to
+    without loss (``canonical``); ``count`` images (a stack's subclass sets more than one)."""
+
+    native: str
+    canonical: str
+
+    count = 1  # class attributes, not fields: a stack's probe declares them as fields
+    stacked = False
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Pixels as an H×W×C array of the target mode's dtype; ``native`` is the mode on disk.
+    ``image``, when set, is a Pillow image of the same pixels (8-bit modes), kept so histograms
+    and thumbnails need no second copy."""
+
+    pixels: np.ndarray
+    native: str
+    image: Any = None  # PIL.Image.Image
+
+
+class Reader(Protocol):
+    """Bytes → images; conformance: tests/test_contracts.py. ``batched`` readers (stacks) are
+    reduced by compute a batch at a time, after the files of single images."""
+
+    name: str
+    batched: bool
+
+    def probe(self, f: BinaryIO, name: str, opts: ReadOptions) -> Probe | Skipped | None:
+        """The header only. None: not an image this reader knows, to be ignored silently."""
+        ...
+
+    def read(
+        self,
+        f: BinaryIO,
+        name: str,
+        target: Mode,
+        opts: ReadOptions,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> Iterator[Decoded | Skipped]:
+        """Images ``start:stop`` (default: all) in ``target``, in order, one value each."""
+        ...
+
+
+class SingleImageReader(Reader, Protocol):
+    """A reader of one-image files, which compute probes and decodes from one read."""
+
+    def load(
+        self, f: BinaryIO, name: str, target: Mode | None, opts: ReadOptions
+    ) -> tuple[Probe | Skipped | None, Decoded | Skipped | None]:
+        """The probe and (when ``target`` is given) the pixels."""
+        ...
+
+
+class BatchReader(Reader, Protocol):
+    """A reader of stacks, which compute reduces a batch of images at a time."""
+
+    def batch(
+        self, f: BinaryIO, probe: Any, start: int, stop: int, target: Mode
+    ) -> tuple[np.ndarray | None, list[str | None]]:
+        """Images ``start:stop`` as one B×H×W×C array in ``target`` and, per image, why it
+        cannot contribute (None: it can); no array when none can."""
+        ...
+
+
+_MEMBER = re.compile(r"^(.*)\[(\d+)\]$")
+
+
+def image_name(name: str, index: int, stacked: bool) -> str:
+    """``stack.npy[12]`` for image 12 of a stack; the file's own name for a single image."""
+    return f"{name}[{index}]" if stacked else name
+
+
+def parse_image_name(name: str) -> tuple[str, int] | None:
+    """``stack.npy[12]`` → ("stack.npy", 12); None for a name that is not a stack member."""
+    match = _MEMBER.match(name)
+    return (match[1], int(match[2])) if match else None
+
+
+def unreadable(exc: BaseException) -> str:
+    """The reason for a file that cannot even be read (permissions, I/O errors, a vanished item)."""
+    return f"unreadable: {describe(exc)}"

@@ -1,0 +1,95 @@
+"""Which reader reads a file: a table from the first bytes to a reader module, imported only when
+a file needs it. A reader whose optional dependencies are missing becomes a reader that skips
+each of its files with the ``pip install`` that would read them (as fsspec's
+``known_implementations`` names the package a protocol needs)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from ..modes import Mode
+from ..options import ReadOptions
+from .base import Decoded, Probe, Reader, Skipped
+
+__all__ = ["ENTRIES", "HEAD", "Entry", "MissingExtra", "install_hint", "reader_for"]
+
+HEAD = 16  # bytes read to choose a reader
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A reader module (exposing ``READER``), the file starts it claims (none: every other
+    file), and the extra of normstat that installs what it imports."""
+
+    name: str
+    module: str
+    magics: tuple[bytes, ...] = ()
+    extra: str | None = None
+
+
+# First match wins; the entry without magics takes the rest (Pillow sniffs dozens of formats).
+ENTRIES: list[Entry] = [
+    Entry("npy", "normstat.readers.npy", (b"\x93NUMPY",)),
+    Entry("pillow", "normstat.readers.pillow"),
+]
+
+_loaded: dict[Entry, Any] = {}
+
+
+def install_hint(extra: str) -> str:
+    return f"pip install 'normstat[{extra}]'"
+
+
+class MissingExtra:
+    """Stands in for a reader whose dependencies are not installed: every file is skipped with
+    the install command that would read it."""
+
+    batched = False
+
+    def __init__(self, entry: Entry, error: ImportError) -> None:
+        self.name = entry.name
+        hint = f"; {install_hint(entry.extra)}" if entry.extra else ""
+        self.reason = f"{entry.name} files need {error.name or 'a missing package'}{hint}"
+
+    def probe(self, f: BinaryIO, name: str, opts: ReadOptions) -> Skipped:
+        return Skipped(name, self.reason)
+
+    def load(
+        self, f: BinaryIO, name: str, target: Mode | None, opts: ReadOptions
+    ) -> tuple[Probe | Skipped | None, Decoded | Skipped | None]:
+        return self.probe(f, name, opts), self.probe(f, name, opts)
+
+    def read(
+        self,
+        f: BinaryIO,
+        name: str,
+        target: Mode,
+        opts: ReadOptions,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> Iterator[Decoded | Skipped]:
+        yield self.probe(f, name, opts)
+
+
+def _load(entry: Entry) -> Reader:
+    reader = _loaded.get(entry)
+    if reader is None:
+        try:
+            reader = importlib.import_module(entry.module).READER
+        except ImportError as exc:
+            if entry.extra is None:
+                raise  # a core dependency is missing: the installation is broken
+            reader = MissingExtra(entry, exc)
+        _loaded[entry] = reader
+    return reader  # type: ignore[no-any-return]
+
+
+def reader_for(head: bytes) -> Reader:
+    """The reader for a file starting with ``head`` (at least HEAD bytes when the file has)."""
+    for entry in ENTRIES:
+        if not entry.magics or any(head.startswith(m) for m in entry.magics):
+            return _load(entry)
+    raise LookupError("no reader takes the remaining files")  # pragma: no cover - table has one

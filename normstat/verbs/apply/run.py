@@ -1,0 +1,175 @@
+"""apply: manifest → the split's images (stacks expanded) → (read → normalize → write temp →
+rename) on an engine; a rerun with the same statistics and options resumes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..._version import __version__
+from ...engine import make_engine
+from ...errors import InputError, ManifestError, OutputError
+from ...fileops import atomic_write_bytes, sha256_file
+from ...manifest import Stats
+from ...modes import MODES, Mode
+from ...options import ApplyOptions, ReadOptions
+from ...readers import Skipped
+from ...sources import Source
+from ..common import (
+    Progress,
+    Skips,
+    first_name,
+    image_refs,
+    reading,
+    run_chunks,
+    scan,
+    split,
+    tick,
+)
+from .normalize import Normalizer
+from .outputs import (
+    PROVENANCE,
+    WriteTask,
+    apply_chunk,
+    check_out_dir,
+    output_path,
+    remove_stale_temps,
+    same_provenance,
+)
+
+__all__ = ["IMAGENET", "ApplyResult", "apply"]
+
+IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+@dataclass
+class ApplyResult:
+    """What ``apply`` did: files written now, kept from an earlier run, and skipped (why)."""
+
+    out_dir: str
+    written: int = 0
+    kept: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def _resolve_stats(stats: Stats | str) -> tuple[Stats | None, dict[str, Any]]:
+    """A loaded manifest (or the ImageNet preset) and its identity for the provenance file."""
+    if isinstance(stats, Stats):
+        ident = {"path": stats.path or "", "sha256": sha256_file(stats.path) if stats.path else ""}
+        return stats, ident
+    if stats == "imagenet":
+        return None, {"preset": "imagenet", **IMAGENET}
+    loaded = Stats.load(stats, with_fingerprints=False)
+    return loaded, {"path": os.path.abspath(stats), "sha256": sha256_file(stats)}
+
+
+def _values(loaded: Stats | None, std: str) -> tuple[Mode, list[float], list[float], str]:
+    """The mode, mean and std to apply, and the .npy layout compute read arrays with."""
+    if loaded is None:
+        return MODES["RGB"], IMAGENET["mean"], IMAGENET["std"], "auto"
+    mode = loaded.dataset_mode()
+    if len(loaded.channels) != len(mode.channels):
+        raise ManifestError(loaded.path, f"{len(loaded.channels)} channels for mode {mode.name}")
+    sd = loaded.std if std == "pooled" else list(loaded.data["std_per_image_mean"])
+    layout = loaded.data.get("options", {}).get("npy_layout", "auto")
+    return mode, loaded.mean, sd, str(layout)
+
+
+def apply(
+    source: Source,
+    stats: Stats | str,
+    out: str,
+    opts: ApplyOptions,
+    workers: int | None,
+    progress: Progress | None,
+) -> ApplyResult:
+    """Every image of ``source`` as a normalized array ``OUT/<relative name>.npy``."""
+    loaded, ident = _resolve_stats(stats)
+    mode, mean, sd, npy_layout = _values(loaded, opts.std)
+    if opts.scale == "standard":
+        for name, s in zip(mode.channels, sd, strict=True):
+            if not s > 0:
+                raise ManifestError(ident.get("path", "imagenet"), f"std of channel {name} is 0")
+    check_out_dir(out, source.locations())
+    options = {
+        "scale": opts.scale,
+        "std": opts.std,
+        "dtype": opts.dtype,
+        "layout": opts.layout,
+        "mode": mode.name,
+        "values": {"mean": list(mean), "std": list(sd)},  # what was applied, for in-memory stats
+    }
+    provenance = {
+        "schema": "normstat/apply@1",
+        "tool": f"normstat {__version__}",
+        "stats": ident,
+        "options": options,
+    }
+    prov_path = os.path.join(out, PROVENANCE)
+    same_run = same_provenance(prov_path, provenance)
+    if not opts.overwrite:
+        if os.path.exists(prov_path) and not same_run:
+            raise OutputError(
+                out, "holds output made with other statistics or options; use --overwrite"
+            )
+        if not os.path.exists(prov_path) and os.path.isdir(out) and any(os.scandir(out)):
+            raise OutputError(out, "is not empty and holds no normstat output; use --overwrite")
+
+    normalizer = Normalizer(
+        opts.scale, mode.max_value, tuple(mean), tuple(sd), opts.dtype, opts.layout
+    )
+    read = ReadOptions(opts.max_pixels, mode.alpha, npy_layout)
+    result = ApplyResult(out)
+    with make_engine(workers) as engine:
+        images, skipped = scan(source, engine, read, progress)
+        skips = Skips(opts.strict)
+        for s in skipped:
+            skips.add(s)
+        for item, p in images:  # refuse before anything is written
+            if not MODES[p.canonical].integer and mode.integer:
+                raise InputError(
+                    item.path,
+                    f"a float (mode {p.canonical}) image cannot be converted to {mode.name}",
+                )
+        refs = image_refs(images)
+        seen: dict[str, str] = {}
+        for ref in refs:
+            if ref.rel in seen:
+                raise InputError(ref.name, f"has the same relative path as {seen[ref.rel]}")
+            seen[ref.rel] = ref.name
+        os.makedirs(out, exist_ok=True)
+        remove_stale_temps(out)
+        if not same_run:  # outputs of other options must not survive to be "resumed" later
+            for ref in refs:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(output_path(out, ref.rel))
+        atomic_write_bytes(prov_path, (json.dumps(provenance, indent=2) + "\n").encode())
+        chunks = split(refs, engine.workers)
+        tasks = [
+            WriteTask(
+                source,
+                [(ref, output_path(out, ref.rel)) for ref in c],
+                mode.name,
+                normalizer,
+                opts.overwrite,
+                read,
+            )
+            for c in chunks
+        ]
+        done = 0
+        for chunk, outcomes in run_chunks(engine, apply_chunk, chunks, tasks, first_name, reading):
+            for outcome in outcomes:
+                if outcome == "written":
+                    result.written += 1
+                elif outcome == "kept":
+                    result.kept += 1
+                else:
+                    assert isinstance(outcome, Skipped)
+                    skips.add(outcome)
+            done += len(chunk)
+            tick(progress, "apply", done, len(refs))
+    result.skipped = skips.sorted()
+    return result

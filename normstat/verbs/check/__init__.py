@@ -1,0 +1,8 @@
+"""check: test images (exact and near copies) that were among the statistics' contributors."""
+
+from __future__ import annotations
+
+from .leakage import Leak, LeakReport
+from .run import check
+
+__all__ = ["Leak", "LeakReport", "check"]

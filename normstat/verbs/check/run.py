@@ -1,0 +1,88 @@
+"""check: manifest + test sources → fingerprints and query hashes in the engine's workers →
+exact matches + index search → candidates verified on the pixels in the workers → report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...engine import make_engine
+from ...errors import ManifestError
+from ...manifest import Stats
+from ...options import CheckOptions, ReadOptions
+from ...readers import Skipped
+from ...sources import Source, for_roots
+from ..common import Progress, first_name, image_refs, reading, run_chunks, scan, split, tick
+from .candidates import NO_PHASH, Tests, candidates, contributor_warnings, interpret
+from .candidates import test_duplicate_warnings as duplicate_warnings
+from .leakage import LeakReport, exact_leaks, root_overlaps
+from .prints import PrintTask, fingerprint_chunk
+from .verify import VerifyTask, verify_chunk
+
+__all__ = ["check"]
+
+
+def check(
+    source: Source,
+    stats: Stats,
+    opts: CheckOptions,
+    workers: int | None,
+    progress: Progress | None,
+) -> LeakReport:
+    """Test images of ``source`` that were among the statistics' contributors: exact copies and
+    verified near-duplicates."""
+    if stats.fingerprints is None:
+        raise ManifestError(stats.path, "manifest has no fingerprints to check against")
+    fp = stats.fingerprints
+    mode = stats.dataset_mode()
+    layout = str(stats.data.get("options", {}).get("npy_layout", "auto"))
+    read = ReadOptions(opts.max_pixels, mode.alpha, layout)
+    report = LeakReport([], 0, manifest=stats.path or "")
+    report.warnings = root_overlaps(list(stats.data.get("sources", [])), source.locations())
+    report.warnings += contributor_warnings(fp)
+    tests: Tests = []
+    with make_engine(workers) as engine:
+        images, skipped = scan(source, engine, read, progress)
+        bad = list(skipped)
+        refs = image_refs(images)
+        chunks = split(refs, engine.workers)
+        tasks = (PrintTask(source, c, mode.name, read) for c in chunks)
+        done = 0
+        for chunk, prints in run_chunks(
+            engine, fingerprint_chunk, chunks, tasks, first_name, reading
+        ):
+            for ref, fprint in zip(chunk, prints, strict=True):
+                if isinstance(fprint, Skipped):
+                    bad.append(fprint)
+                else:
+                    tests.append((ref, fprint.pixel_hash, fprint.queries))
+            done += len(chunk)
+            tick(progress, "check", done, len(refs))
+        report.leaked = exact_leaks(fp, [(ref.name, h) for ref, h, _ in tests])
+        if fp.phash is None:
+            report.warnings.append(NO_PHASH)
+        else:
+            report.threshold = opts.threshold
+            found, internal = candidates(fp, tests)
+            jobs = found.jobs + internal
+            results: list[Any] = []
+            vchunks = split(jobs, engine.workers)
+            train = for_roots(fp.roots)
+            vtasks = [VerifyTask(c, source, train, mode.name, read) for c in vchunks]
+            for _, res in run_chunks(engine, verify_chunk, vchunks, vtasks, first_name, _verifying):
+                results.extend(res)
+                tick(progress, "verify", len(results), len(jobs))
+            n = len(found.jobs)
+            near, unverified, _ = interpret(found.jobs, results[:n], opts.threshold)
+            report.leaked += near
+            report.warnings += unverified
+            report.warnings += duplicate_warnings(tests, internal, results[n:], opts.threshold)
+    report.checked = len(tests)
+    report.skipped = [
+        {"path": s.path, "reason": s.reason} for s in sorted(bad, key=lambda s: s.path)
+    ]
+    report.leaked.sort(key=lambda leak: (leak.test, -leak.score, leak.train))
+    return report
+
+
+def _verifying(chunk: list[Any]) -> str:
+    return "verifying this test image or one after it"

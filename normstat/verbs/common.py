@@ -1,0 +1,239 @@
+"""What every verb does the same way: open an item through its source and choose its reader,
+scan a split's headers, read images by reference, the strict-or-skip rule, and chunks run on an
+engine (a worker killed by a crashing decoder named by the chunk's first image, never a hang)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, TypeVar
+
+from ..engine import Engine, WorkerDied, chunked
+from ..errors import InputError
+from ..modes import Mode
+from ..options import ReadOptions
+from ..readers import (
+    HEAD,
+    Decoded,
+    Probe,
+    Reader,
+    Skipped,
+    image_name,
+    parse_image_name,
+    reader_for,
+    unreadable,
+)
+from ..sources import Item, Source
+
+__all__ = [
+    "ImageRef",
+    "Progress",
+    "Skips",
+    "first_name",
+    "image_refs",
+    "open_item",
+    "probe_item",
+    "read_reference",
+    "read_refs",
+    "reading",
+    "run_chunks",
+    "scan",
+    "split",
+    "tick",
+]
+
+Progress = Callable[[str, int, int], None]
+C = TypeVar("C")
+R = TypeVar("R")
+
+
+def tick(progress: Progress | None, phase: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(phase, done, total)
+
+
+def split(items: list[C], workers: int) -> list[list[C]]:
+    """The chunks every verb hands to its engine."""
+    return chunked(items, workers)
+
+
+class Skips:
+    """Images that do not contribute: listed with their reason, or, when ``strict``, the first
+    one is an InputError."""
+
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict
+        self.items: list[Skipped] = []
+
+    def add(self, skipped: Skipped) -> None:
+        if self.strict:
+            raise InputError(skipped.path, skipped.reason)
+        self.items.append(skipped)
+
+    def sorted(self) -> list[Skipped]:
+        return sorted(self.items, key=lambda s: s.path)
+
+
+def run_chunks(
+    engine: Engine,
+    fn: Callable[[Any], R],
+    chunks: list[C],
+    tasks: Iterable[Any],
+    first: Callable[[C], str],
+    doing: Callable[[C], str],
+) -> Iterator[tuple[C, R]]:
+    """Each chunk with its result, in order (``tasks`` may be made as the window moves). A
+    worker killed by a decoder crash is an InputError naming the chunk's ``first`` image."""
+    try:
+        yield from zip(chunks, engine.map(fn, tasks), strict=True)
+    except WorkerDied as exc:
+        chunk = chunks[exc.index]
+        raise InputError(
+            first(chunk),
+            f"a worker process died {doing(chunk)} (a crash in a decoder);"
+            " rerun with --workers 1 to find the file",
+        ) from None
+
+
+def open_item(source: Source, item: Item) -> tuple[BinaryIO, Reader]:
+    """The item opened and the reader its first bytes call for; OSError if it cannot be read."""
+    f = source.open(item)
+    try:
+        head = f.read(HEAD)
+        f.seek(0)
+    except BaseException:
+        f.close()
+        raise
+    return f, reader_for(head)
+
+
+def probe_item(source: Source, item: Item, opts: ReadOptions) -> Probe | Skipped | None:
+    """The item's header probe; None: not an image, ignored silently."""
+    try:
+        f, reader = open_item(source, item)
+    except OSError as exc:
+        return Skipped(item.path, unreadable(exc))
+    with f:
+        return reader.probe(f, item.path, opts)
+
+
+def _probe_chunk(task: tuple[Source, list[Item], ReadOptions]) -> list[Probe | Skipped | None]:
+    source, items, opts = task
+    return [probe_item(source, item, opts) for item in items]
+
+
+def scan(
+    source: Source,
+    engine: Engine,
+    opts: ReadOptions,
+    progress: Progress | None = None,
+) -> tuple[list[tuple[Item, Probe]], list[Skipped]]:
+    """The source's items whose content is an image (or a stack), with their header probe, in
+    item order; unreadable files named like images are returned as skipped."""
+    items = source.items()
+    if not items:
+        raise InputError(source.name, "no files found")
+    chunks = split(items, engine.workers)
+    tasks = ((source, c, opts) for c in chunks)
+    images: list[tuple[Item, Probe]] = []
+    skipped: list[Skipped] = []
+    done = 0
+    for chunk, results in run_chunks(engine, _probe_chunk, chunks, tasks, first_name, reading):
+        for item, res in zip(chunk, results, strict=True):
+            if isinstance(res, Probe):
+                images.append((item, res))
+            elif isinstance(res, Skipped):
+                skipped.append(res)
+        done += len(chunk)
+        tick(progress, "scan", done, len(items))
+    if not images and not skipped:
+        raise InputError(source.name, "no images found")
+    return images, skipped
+
+
+def first_name(chunk: list[Any]) -> str:
+    """The name of a chunk's first image (of items, images, or (image, ...) pairs)."""
+    head = chunk[0]
+    head = head[0] if isinstance(head, tuple) else head
+    return head.name if isinstance(head, ImageRef) else str(head.path)
+
+
+def reading(chunk: list[Any]) -> str:
+    return f"reading this file or one of the {len(chunk) - 1} after it"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """One image: an item, and its index when the item is a stack."""
+
+    item: Item
+    index: int = 0
+    stacked: bool = False
+
+    @property
+    def name(self) -> str:
+        """As reports and ``skipped`` name it: ``stack.npy[12]`` for a stack's image."""
+        return image_name(self.item.path, self.index, self.stacked)
+
+    @property
+    def rel(self) -> str:
+        """Relative to its root, as the sidecar stores it and apply names its output."""
+        return image_name(self.item.rel, self.index, self.stacked)
+
+
+def image_refs(found: list[tuple[Item, Probe]]) -> list[ImageRef]:
+    """Every image of the scanned items, stacks expanded, in order."""
+    return [ImageRef(item, i, probe.stacked) for item, probe in found for i in range(probe.count)]
+
+
+def _runs(refs: list[ImageRef]) -> Iterator[list[ImageRef]]:
+    """Consecutive images of one item: read from one open."""
+    run: list[ImageRef] = []
+    for ref in refs:
+        if run and (ref.item != run[-1].item or ref.index != run[-1].index + 1):
+            yield run
+            run = []
+        run.append(ref)
+    if run:
+        yield run
+
+
+def read_refs(
+    source: Source, refs: list[ImageRef], target: Mode, opts: ReadOptions
+) -> Iterator[Decoded | Skipped]:
+    """The pixels of each image in ``target``, or why not, in order, one image at a time
+    (consecutive images of one stack from one open)."""
+    for run in _runs(refs):
+        item = run[0].item
+        try:
+            f, reader = open_item(source, item)
+        except OSError as exc:
+            yield from (Skipped(ref.name, unreadable(exc)) for ref in run)
+            continue
+        given = 0
+        with f:
+            for got in reader.read(f, item.path, target, opts, run[0].index, run[-1].index + 1):
+                whole = isinstance(got, Skipped) and got.path == item.path
+                if whole and (len(run) > 1 or run[0].stacked):  # the file failed: each image
+                    yield from (Skipped(ref.name, got.reason) for ref in run[given:])
+                    given = len(run)
+                    break
+                if given < len(run):
+                    yield got
+                    given += 1
+        yield from (Skipped(ref.name, "the file holds fewer images now") for ref in run[given:])
+
+
+def read_reference(
+    source: Source, root: str, rel: str, target: Mode, opts: ReadOptions
+) -> Decoded | Skipped:
+    """A contributor's pixels, by the name the sidecar stores (``stack.npy[12]`` for a stack's
+    image: the file of that name when one exists, else image 12 of ``stack.npy``)."""
+    ref = ImageRef(Item(root, rel))
+    member = parse_image_name(rel)
+    if member is not None:
+        try:
+            source.open(ref.item).close()
+        except OSError:
+            ref = ImageRef(Item(root, member[0]), member[1], True)
+    return next(read_refs(source, [ref], target, opts))

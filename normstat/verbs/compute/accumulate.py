@@ -1,0 +1,56 @@
+"""Folds per-image records into the dataset's statistics, in item order (hence identical results
+for any worker count), then makes the manifest from them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ...fingerprints import FingerprintRows
+from ...manifest import Stats, document
+from ...modes import Mode
+from ...readers import Skipped
+from ...reduce import DatasetMoments
+from ..common import Skips
+from .records import ImageRecord
+
+__all__ = ["Accumulator"]
+
+
+class Accumulator:
+    """The statistics (``moments``), the per-native-mode counts, the skips and the contributor
+    rows of one pass in ``mode``."""
+
+    def __init__(self, mode: Mode, strict: bool, manifest_root: Callable[[str], str]) -> None:
+        self.mode = mode
+        self.moments = DatasetMoments(mode)
+        self.natives: Counter[str] = Counter()
+        self.skips = Skips(strict)
+        self.rows = FingerprintRows(manifest_root)
+
+    @property
+    def images(self) -> int:
+        return self.moments.images
+
+    def add(self, root: str, rel: str, rec: ImageRecord) -> None:
+        self.moments.add(rec.moments)
+        self.natives[rec.native] += 1
+        self.rows.add(root, rel, rec.pixel_hash, rec.dhash, rec.phash, rec.height, rec.width)
+
+    def add_outcome(self, root: str, rel: str, outcome: ImageRecord | Skipped | None) -> None:
+        """An image's record, or its skip (InputError when strict); None adds nothing."""
+        if isinstance(outcome, Skipped):
+            self.skips.add(outcome)
+        elif outcome is not None:
+            self.add(root, rel, outcome)
+
+    def add_histogram(self, hist: np.ndarray | None) -> None:
+        self.moments.add_histogram(hist)
+
+    def finish(self, options: dict[str, Any]) -> Stats:
+        fp = self.rows.table()
+        data = document(self.moments, fp, self.natives, self.skips.sorted(), options)
+        return Stats(data, fp, self.moments.hist)

@@ -1,0 +1,130 @@
+"""compute's per-file route, run in the engine's workers: each item opened once, probed and
+decoded by its reader, reduced and fingerprinted (or decoded only, for the GPU). Items of batch
+readers (stacks) are left to ``arrays.py``. Per-image failures come back as ``Skipped`` values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ...fingerprints import gray_image, hashes_of, thumbnail
+from ...modes import Mode, get_mode
+from ...options import ReadOptions
+from ...readers import Decoded, Probe, Skipped, unreadable
+from ...reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
+from ...sources import Item, Source
+from ..common import open_item
+from .records import ChunkResult, ImageRecord, image_record
+
+__all__ = ["DecodedChunk", "FileTask", "decode_chunk", "reduce_chunk"]
+
+
+@dataclass(frozen=True)
+class FileTask:
+    """A chunk of items to read in ``mode_name``, from ``source``."""
+
+    source: Source
+    items: list[Item]
+    mode_name: str
+    read: ReadOptions
+
+
+def _load(
+    task: FileTask, item: Item, mode: Mode
+) -> tuple[Probe | Skipped | None, Decoded | Skipped | None, bool]:
+    """(probe, pixels, deferred): one open; a batch reader's item is deferred unread."""
+    try:
+        f, reader = open_item(task.source, item)
+    except OSError as exc:
+        skip = Skipped(item.path, unreadable(exc))
+        return skip, skip, False
+    with f:
+        if reader.batched:
+            return None, None, True
+        return (*reader.load(f, item.path, mode, task.read), False)  # type: ignore[attr-defined]
+
+
+def partials(
+    dec: Decoded, mode: Mode
+) -> tuple[tuple[IntMoments | FloatMoments, ...], np.ndarray | None]:
+    """One image's per-channel partials, and its histograms (integer modes)."""
+    px = dec.pixels
+    if mode.integer:
+        hists = histograms(px, mode.bins, image=dec.image)
+        return int_partials(hists), hists
+    return tuple(float_partial(px[..., c]) for c in range(px.shape[2])), None
+
+
+def _outcome(
+    item: Item, head: Probe | Skipped | None, dec: Decoded | Skipped | None
+) -> Decoded | Skipped | None:
+    """The pixels to reduce, or why the item does not contribute (None: not an image)."""
+    if head is None or isinstance(head, Skipped):
+        return head
+    assert dec is not None
+    if isinstance(dec, Decoded) and dec.pixels.size == 0:
+        return Skipped(item.path, "image has no pixels")
+    return dec
+
+
+def reduce_chunk(task: FileTask) -> ChunkResult:
+    """Probe and reduce each item from one open; the caller checks the mode guess afterwards.
+    Perceptual hashes are computed for the whole chunk at once from the images' thumbnails."""
+    mode = get_mode(task.mode_name)
+    total = np.zeros((len(mode.channels), mode.bins), dtype=np.int64) if mode.integer else None
+    result = ChunkResult([], [], total)
+    thumbs: list[np.ndarray] = []
+    where: list[int] = []
+    for i, item in enumerate(task.items):
+        head, dec, deferred = _load(task, item, mode)
+        result.canonical.append(head.canonical if isinstance(head, Probe) else None)
+        if deferred:
+            result.deferred.append(i)
+        outcome = _outcome(item, head, dec)
+        if not isinstance(outcome, Decoded):
+            result.outcomes.append(outcome)
+            continue
+        moments, hists = partials(outcome, mode)
+        if total is not None and hists is not None:
+            total += hists
+        result.outcomes.append(image_record(outcome, mode, moments, hashes=(0, 0)))
+        where.append(i)
+        thumbs.append(thumbnail(gray_image(outcome.pixels, mode.max_value, outcome.image)))
+    if thumbs:
+        dhashes, phashes = (h.tolist() for h in hashes_of(np.stack(thumbs)))
+        for k, i in enumerate(where):
+            record = result.outcomes[i]
+            assert isinstance(record, ImageRecord)
+            result.outcomes[i] = replace(record, dhash=dhashes[k], phash=phashes[k])
+    return result
+
+
+@dataclass
+class DecodedChunk:
+    """A chunk probed, decoded and fingerprinted by a worker, pixels kept for the device."""
+
+    outcomes: list[ImageRecord | Skipped | None]
+    canonical: list[str | None]
+    pixels: list[np.ndarray | None]
+    deferred: list[int]
+
+
+def decode_chunk(task: FileTask) -> DecodedChunk:
+    """Like ``reduce_chunk`` but returning the pixels instead of reducing them."""
+    mode = get_mode(task.mode_name)
+    out = DecodedChunk([], [], [], [])
+    for i, item in enumerate(task.items):
+        head, dec, deferred = _load(task, item, mode)
+        out.canonical.append(head.canonical if isinstance(head, Probe) else None)
+        if deferred:
+            out.deferred.append(i)
+        outcome: Any = _outcome(item, head, dec)
+        px = None
+        if isinstance(outcome, Decoded):
+            px = outcome.pixels
+            outcome = image_record(outcome, mode)
+        out.outcomes.append(outcome)
+        out.pixels.append(px)
+    return out
