@@ -13,7 +13,7 @@ import timeit
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from normstat.fingerprint import perceptual
+from normstat.fingerprints import perceptual
 
 
 def dhash_v01(pixels: np.ndarray) -> int:

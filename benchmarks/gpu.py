@@ -21,12 +21,12 @@ import numpy as np
 from PIL import Image
 
 import normstat
-from normstat.batches import reduce_on_cpu
-from normstat.batchreduce import reduce_batch
-from normstat.device import AUTO_MIN_BYTES, device_summary, load_cupy, memory_bandwidth
 from normstat.errors import DeviceError
-from normstat.kernels import fused_sum_sq
 from normstat.modes import MODES
+from normstat.reduce.batch import reduce_batch
+from normstat.reduce.device import AUTO_MIN_BYTES, device_summary, load_cupy, memory_bandwidth
+from normstat.reduce.kernels import fused_sum_sq
+from normstat.verbs.compute.arrays import reduce_on_cpu
 
 CASES = [("uint8", "RGB"), ("uint16", "RGB;16"), ("float32", "RGB;F")]
 

@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
-from normstat.hamming import HammingIndex
-from normstat.nearcheck import search_queries
-from normstat.neardup import BOXES, RADIUS
+from normstat.verbs.check.candidates import search_queries
+from normstat.verbs.check.hamming import HammingIndex
+from normstat.verbs.check.verify import BOXES, RADIUS
 
 
 def balanced(rng: np.random.Generator, n: int) -> np.ndarray:

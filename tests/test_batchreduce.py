@@ -9,15 +9,15 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from fake_cupy import TwinReductionKernel, WrongReductionKernel, make_fake_cupy
+from helpers import reduce_image
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from normstat.reduce.batch import batch_histogram, reduce_batch, sum_sq
-from normstat.readers import Decoded
-from normstat.reduce.kernels import fused_sum_sq, kernel_matches, sum_sq_twin
 from normstat.modes import MODES
-from helpers import reduce_image
+from normstat.readers import Decoded
 from normstat.reduce import FloatMoments, IntMoments
+from normstat.reduce.batch import batch_histogram, reduce_batch, sum_sq
+from normstat.reduce.kernels import fused_sum_sq, kernel_matches, sum_sq_twin
 
 RNG = np.random.default_rng(20261121)
 

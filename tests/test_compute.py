@@ -531,9 +531,9 @@ def test_chunk_hashing_equals_one_image_at_a_time(
 ) -> None:
     """reduce_chunk hashes a chunk's thumbnails in one stack; each record must equal what the
     one-image path gives, or fingerprints would depend on how files were chunked (--workers)."""
-    from helpers import decode
+    from helpers import decode, reduce_chunk, reduce_image
+
     from normstat.modes import MODES
-    from helpers import reduce_chunk, reduce_image
 
     paths = sorted(str(p) for p in mixed_dataset.rglob("*.png") if p.name != "corrupt.png")
     if mode == "F":  # float pixels: make some

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import png  # pypng: the only easy writer of 16-bit colour PNGs
 import pytest
+from helpers import decode, probe
 from PIL import Image, ImageOps
 
 from normstat.api import DEFAULT_MAX_PIXELS
-from helpers import decode, probe
-from normstat.readers import Decoded, Probe, Skipped
 from normstat.modes import MODES
+from normstat.readers import Decoded, Probe, Skipped
 
 ODD_IMAGES = Path(__file__).parents[1] / "../shared/corpora/odd-images"
 KNOWN_BAD = (

@@ -16,9 +16,9 @@ from helpers import describe, invoke
 from PIL import Image
 
 import normstat
+from normstat.errors import DeviceError
 from normstat.reduce import device
 from normstat.reduce.device import Stager, device_summary, memory_bandwidth, plan
-from normstat.errors import DeviceError
 
 RNG = np.random.default_rng(99)
 

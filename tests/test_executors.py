@@ -38,7 +38,9 @@ def test_a_dead_worker_names_the_files(tmp_path, monkeypatch) -> None:
             yield fn(item)
 
     monkeypatch.setattr(PoolEngine, "map", crashing_map)
-    monkeypatch.setattr(normstat.verbs.common, "chunked", lambda items, workers: [[x] for x in items])
+    monkeypatch.setattr(
+        normstat.verbs.common, "chunked", lambda items, workers: [[x] for x in items]
+    )
     result = invoke("compute", tmp_path, "-o", tmp_path / "s.json", "-w", "2")
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: {tmp_path / '1.png'}: a worker process died")

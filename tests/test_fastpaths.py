@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import decode, load
 from PIL import Image, ImageOps
 
-from helpers import decode, load
+from normstat.modes import MODES
 from normstat.readers import Decoded, Probe, Skipped, jpeg, png
 from normstat.readers import pillow as decode_module
-from normstat.modes import MODES
 
 
 def photo(h: int = 61, w: int = 83, seed: int = 0) -> Image.Image:

@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 
 import normstat
+from normstat.errors import DeviceError
+from normstat.modes import MODES
 from normstat.reduce.batch import reduce_batch, sum_sq
 from normstat.reduce.device import load_cupy
-from normstat.errors import DeviceError
 from normstat.reduce.kernels import fused_sum_sq, sum_sq_twin
-from normstat.modes import MODES
 
 pytestmark = pytest.mark.gpu
 

@@ -10,16 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import describe, invoke
+from helpers import decode, describe, invoke, is_npy, probe_array
 from PIL import Image
 
 import normstat
-from helpers import decode, is_npy, probe_array
-from normstat.readers import Skipped
-from normstat.verbs.compute import arrays as batches
 from normstat.modes import MODES
+from normstat.readers import Skipped
 from normstat.readers.convert import convert as convert_batch
 from normstat.readers.npy import ArrayProbe, read_batch
+from normstat.verbs.compute import arrays as batches
 
 RNG = np.random.default_rng(7)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from normstat.sources import local as sources
 from normstat.errors import InputError
 from normstat.sources import Item as SourceFile
+from normstat.sources import local as sources
 from normstat.sources.local import discover
 
 

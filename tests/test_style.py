@@ -1,4 +1,5 @@
-"""Architecture rules hold: imports go cli → api → core; the code is lint- and type-clean."""
+"""Architecture rules hold: the folders are layers (import-linter), imports go cli → api → verbs →
+core, modules stay small, and the code is lint- and type-clean."""
 
 from __future__ import annotations
 
@@ -44,3 +45,23 @@ def test_mypy_is_clean() -> None:
     _tool("mypy")
     out = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_layers_hold() -> None:
+    """The import-linter contracts in pyproject.toml: each folder imports only the layers below
+    it, and the verbs do not import each other."""
+    _tool("importlinter")
+    exe = Path(sys.executable).with_name("lint-imports")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "importlinter.cli"]
+    out = subprocess.run([*cmd, "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 broken" in out.stdout
+
+
+def test_modules_stay_small() -> None:
+    """No module over 400 lines: each does one job a newcomer can read at once."""
+    sizes = {
+        str(p.relative_to(ROOT)): len(p.read_text(encoding="utf-8").splitlines())
+        for p in (ROOT / "normstat").rglob("*.py")
+    }
+    assert {p: n for p, n in sizes.items() if n > 400} == {}

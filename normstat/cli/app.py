@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import typer
 
-from .. import api
-from .._version import __version__
-from ..errors import NormstatError
-from ..fileops import atomic_write_bytes
-from ..manifest import Stats
-from ..modes import MODES
-from ..options import ALPHAS, DEVICES, DTYPES, LAYOUTS, NPY_LAYOUTS, SCALES, STDS
+from normstat import api
+from normstat._version import __version__
+from normstat.errors import NormstatError
+from normstat.fileops import atomic_write_bytes
+from normstat.manifest import Stats
+from normstat.modes import MODES
+from normstat.options import ALPHAS, DEVICES, DTYPES, LAYOUTS, NPY_LAYOUTS, SCALES, STDS
+
 from .console import Reporter, leak_table, stats_table
 from .snippets import FORMATS, snippet
 

@@ -22,8 +22,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..manifest import Stats
-from ..verbs.check import LeakReport
+from normstat.manifest import Stats
+from normstat.verbs.check import LeakReport
 
 __all__ = ["Reporter", "leak_table", "stats_table"]
 

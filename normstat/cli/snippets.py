@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..manifest import Stats
+from normstat.manifest import Stats
 
 __all__ = ["FORMATS", "snippet"]
 

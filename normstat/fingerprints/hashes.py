@@ -16,7 +16,7 @@ import numpy as np
 import xxhash
 from PIL import Image
 
-from ..modes import LUMA
+from normstat.modes import LUMA
 
 __all__ = [
     "THUMB",

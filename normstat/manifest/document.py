@@ -8,10 +8,11 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
-from .._version import __version__
-from ..fingerprints import Fingerprints
-from ..readers import Skipped
-from ..reduce import DatasetMoments
+from normstat._version import __version__
+from normstat.fingerprints import Fingerprints
+from normstat.readers import Skipped
+from normstat.reduce import DatasetMoments
+
 from .validate import SCHEMA
 
 __all__ = ["document", "files_digest"]

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..fingerprints import Fingerprints
+from normstat.fingerprints import Fingerprints
 
 __all__ = ["SIDECAR_FORMAT", "read_sidecar", "write_sidecar"]
 

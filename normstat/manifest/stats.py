@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ManifestError
-from ..fileops import TempFile, atomic_write_bytes, sha256_file
-from ..fingerprints import Fingerprints
-from ..modes import Mode, get_mode
-from ..reduce import DatasetMoments
+from normstat.errors import ManifestError
+from normstat.fileops import TempFile, atomic_write_bytes, sha256_file
+from normstat.fingerprints import Fingerprints
+from normstat.modes import Mode, get_mode
+from normstat.reduce import DatasetMoments
+
 from .sidecar import SIDECAR_FORMAT, read_sidecar, write_sidecar
 from .validate import validate
 

@@ -6,7 +6,7 @@ import math
 import os
 from typing import Any
 
-from ..errors import ManifestError
+from normstat.errors import ManifestError
 
 __all__ = ["REQUIRED_KEYS", "SCHEMA", "validate"]
 

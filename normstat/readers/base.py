@@ -15,14 +15,14 @@ from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
-from ..errors import describe
-from ..modes import Mode
-from ..options import ReadOptions
+from normstat.errors import describe
+from normstat.modes import Mode
+from normstat.options import ReadOptions
 
 __all__ = [
+    "BatchReader",
     "Decoded",
     "Probe",
-    "BatchReader",
     "Reader",
     "SingleImageReader",
     "Skipped",

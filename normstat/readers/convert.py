@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..modes import LUMA, Mode
+from normstat.modes import LUMA, Mode
+
 from .base import Decoded
 
 __all__ = ["convert", "luma16", "orient", "oriented", "with_alpha_and_depth"]

@@ -21,9 +21,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..errors import describe
-from ..modes import Mode
-from ..options import ReadOptions
+from normstat.errors import describe
+from normstat.modes import Mode
+from normstat.options import ReadOptions
+
 from .base import Decoded, Probe, Skipped, image_name
 from .convert import convert
 
@@ -66,7 +67,8 @@ class _Array:
         elif version == (2, 0):
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
         else:  # 3.0: a UTF-8 header; NumPy has no public reader for it
-            shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+            read_header = np.lib.format._read_array_header  # type: ignore[attr-defined]
+            shape, fortran, dtype = read_header(f, version)
         if dtype.hasobject:
             raise ValueError("Array can't be memory-mapped: Python objects in dtype.")
         self.f, self.shape, self.dtype, self.fortran = f, tuple(shape), dtype, fortran
@@ -81,7 +83,7 @@ class _Array:
                 raise ValueError(f"file holds {size} bytes, the array needs {need}") from None
             return
         order = "F" if fortran else "C"
-        self.map = np.memmap(f, dtype=dtype, mode="r", offset=self.offset, shape=shape, order=order)
+        self.map = np.memmap(f, dtype=dtype, mode="r", offset=self.offset, shape=shape, order=order)  # type: ignore[call-overload]
 
     def images(self, probe: ArrayProbe, start: int, stop: int) -> np.ndarray:
         """Images ``start:stop`` as B×H×W×C in native byte order."""

@@ -18,8 +18,9 @@ from typing import IO, BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..modes import Mode
-from ..options import ReadOptions
+from normstat.modes import Mode
+from normstat.options import ReadOptions
+
 from . import jpeg, png
 from .base import Decoded, Probe, Skipped, unreadable
 from .convert import convert, oriented

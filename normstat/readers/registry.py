@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from ..modes import Mode
-from ..options import ReadOptions
+from normstat.modes import Mode
+from normstat.options import ReadOptions
+
 from .base import Decoded, Probe, Reader, Skipped
 
 __all__ = ["ENTRIES", "HEAD", "Entry", "MissingExtra", "install_hint", "reader_for"]
@@ -84,7 +85,7 @@ def _load(entry: Entry) -> Reader:
                 raise  # a core dependency is missing: the installation is broken
             reader = MissingExtra(entry, exc)
         _loaded[entry] = reader
-    return reader  # type: ignore[no-any-return]
+    return reader
 
 
 def reader_for(head: bytes) -> Reader:

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..modes import Mode
+from normstat.modes import Mode
+
 from .moments import FloatMoments, IntMoments
 
 __all__ = ["MAX_EXACT_PIXELS", "BatchMoments", "batch_histogram", "reduce_batch", "sum_sq"]

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..modes import Mode
+from normstat.modes import Mode
+
 from .histograms import PERCENTILES, percentiles_from_histogram
 from .moments import CompensatedSum, FloatMoments, IntMoments
 

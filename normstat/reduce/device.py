@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DeviceError, describe
-from ..options import DEVICES
+from normstat.errors import DeviceError, describe
+from normstat.options import DEVICES
 
 __all__ = [
     "AUTO_MIN_BYTES",

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from ..errors import InputError
+from normstat.errors import InputError
+
 from .base import Item
 
 __all__ = ["LocalSource", "discover", "expand_sources", "has_scheme"]
@@ -42,7 +43,7 @@ class LocalSource:
         return discover(self.paths)
 
     def open(self, item: Item) -> BinaryIO:
-        return open(item.path, "rb")  # noqa: SIM115 - the caller closes it
+        return open(item.path, "rb")
 
     def manifest_root(self, root: str) -> str:
         return os.path.abspath(root)

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
-from ..engine import Engine, WorkerDied, chunked
-from ..errors import InputError
-from ..modes import Mode
-from ..options import ReadOptions
-from ..readers import (
+from normstat.engine import Engine, WorkerDied, chunked
+from normstat.errors import InputError
+from normstat.modes import Mode
+from normstat.options import ReadOptions
+from normstat.readers import (
     HEAD,
     Decoded,
     Probe,
@@ -23,7 +23,7 @@ from ..readers import (
     reader_for,
     unreadable,
 )
-from ..sources import Item, Source
+from normstat.sources import Item, Source
 
 __all__ = [
     "ImageRef",
@@ -214,7 +214,7 @@ def read_refs(
         with f:
             for got in reader.read(f, item.path, target, opts, run[0].index, run[-1].index + 1):
                 whole = isinstance(got, Skipped) and got.path == item.path
-                if whole and (len(run) > 1 or run[0].stacked):  # the file failed: each image
+                if isinstance(got, Skipped) and whole and (len(run) > 1 or run[0].stacked):
                     yield from (Skipped(ref.name, got.reason) for ref in run[given:])
                     given = len(run)
                     break

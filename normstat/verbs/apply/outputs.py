@@ -12,13 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import OutputError
-from ...fileops import TempFile, is_inside
-from ...modes import get_mode
-from ...options import ReadOptions
-from ...readers import Skipped
-from ...sources import Source
-from ..common import ImageRef, read_refs
+from normstat.errors import OutputError
+from normstat.fileops import TempFile, is_inside
+from normstat.modes import get_mode
+from normstat.options import ReadOptions
+from normstat.readers import Skipped
+from normstat.sources import Source
+from normstat.verbs.common import ImageRef, read_refs
+
 from .normalize import Normalizer
 
 __all__ = [

@@ -9,16 +9,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..._version import __version__
-from ...engine import make_engine
-from ...errors import InputError, ManifestError, OutputError
-from ...fileops import atomic_write_bytes, sha256_file
-from ...manifest import Stats
-from ...modes import MODES, Mode
-from ...options import ApplyOptions, ReadOptions
-from ...readers import Skipped
-from ...sources import Source
-from ..common import (
+from normstat._version import __version__
+from normstat.engine import make_engine
+from normstat.errors import InputError, ManifestError, OutputError
+from normstat.fileops import atomic_write_bytes, sha256_file
+from normstat.manifest import Stats
+from normstat.modes import MODES, Mode
+from normstat.options import ApplyOptions, ReadOptions
+from normstat.readers import Skipped
+from normstat.sources import Source
+from normstat.verbs.common import (
     Progress,
     Skips,
     first_name,
@@ -29,6 +29,7 @@ from ..common import (
     split,
     tick,
 )
+
 from .normalize import Normalizer
 from .outputs import (
     PROVENANCE,
@@ -126,8 +127,8 @@ def apply(
     with make_engine(workers) as engine:
         images, skipped = scan(source, engine, read, progress)
         skips = Skips(opts.strict)
-        for s in skipped:
-            skips.add(s)
+        for skip in skipped:
+            skips.add(skip)
         for item, p in images:  # refuse before anything is written
             if not MODES[p.canonical].integer and mode.integer:
                 raise InputError(

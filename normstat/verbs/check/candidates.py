@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...fingerprints import Fingerprints
-from ..common import ImageRef
+from normstat.fingerprints import Fingerprints
+from normstat.verbs.common import ImageRef
+
 from .hamming import HammingIndex
 from .leakage import Leak
 from .verify import BOXES, RADIUS, Match, Pair, TrainRow, variant
@@ -161,9 +162,8 @@ def test_duplicate_warnings(
     for (test, _), matches in zip(internal, results, strict=True):
         for m in matches:
             if m.score is not None and m.score >= threshold:
-                out.append(
-                    f"test images {test.name} and {m.pair.ref} are near-duplicates (score {m.score:.3f})"
-                )
+                pair = f"{test.name} and {m.pair.ref}"
+                out.append(f"test images {pair} are near-duplicates (score {m.score:.3f})")
     return out
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...fileops import is_inside
-from ...fingerprints import Fingerprints
+from normstat.fileops import is_inside
+from normstat.fingerprints import Fingerprints
 
 __all__ = ["Leak", "LeakReport", "exact_leaks", "root_overlaps"]
 

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...fingerprints import pixel_hash
-from ...modes import get_mode
-from ...options import ReadOptions
-from ...readers import Skipped
-from ...sources import Source
-from ..common import ImageRef, read_refs
+from normstat.fingerprints import pixel_hash
+from normstat.modes import get_mode
+from normstat.options import ReadOptions
+from normstat.readers import Skipped
+from normstat.sources import Source
+from normstat.verbs.common import ImageRef, read_refs
+
 from .verify import query_hashes
 
 __all__ = ["ImagePrint", "PrintTask", "fingerprint_chunk"]

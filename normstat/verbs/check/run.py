@@ -5,13 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...engine import make_engine
-from ...errors import ManifestError
-from ...manifest import Stats
-from ...options import CheckOptions, ReadOptions
-from ...readers import Skipped
-from ...sources import Source, for_roots
-from ..common import Progress, first_name, image_refs, reading, run_chunks, scan, split, tick
+from normstat.engine import make_engine
+from normstat.errors import ManifestError
+from normstat.manifest import Stats
+from normstat.options import CheckOptions, ReadOptions
+from normstat.readers import Skipped
+from normstat.sources import Source, for_roots
+from normstat.verbs.common import (
+    Progress,
+    first_name,
+    image_refs,
+    reading,
+    run_chunks,
+    scan,
+    split,
+    tick,
+)
+
 from .candidates import NO_PHASH, Tests, candidates, contributor_warnings, interpret
 from .candidates import test_duplicate_warnings as duplicate_warnings
 from .leakage import LeakReport, exact_leaks, root_overlaps

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ...fingerprints import gray_image, phash_of, pixel_hash, thumbnail
-from ...modes import get_mode
-from ...options import ReadOptions
-from ...readers import Skipped
-from ...sources import Source
-from ..common import ImageRef, read_reference, read_refs
+from normstat.fingerprints import gray_image, phash_of, pixel_hash, thumbnail
+from normstat.modes import get_mode
+from normstat.options import ReadOptions
+from normstat.readers import Skipped
+from normstat.sources import Source
+from normstat.verbs.common import ImageRef, read_reference, read_refs
 
 __all__ = [
     "BOXES",

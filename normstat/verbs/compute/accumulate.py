@@ -9,12 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from ...fingerprints import FingerprintRows
-from ...manifest import Stats, document
-from ...modes import Mode
-from ...readers import Skipped
-from ...reduce import DatasetMoments
-from ..common import Skips
+from normstat.fingerprints import FingerprintRows
+from normstat.manifest import Stats, document
+from normstat.modes import Mode
+from normstat.readers import Skipped
+from normstat.reduce import DatasetMoments
+from normstat.verbs.common import Skips
+
 from .records import ImageRecord
 
 __all__ = ["Accumulator"]

@@ -9,14 +9,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ...errors import describe
-from ...modes import Mode, get_mode
-from ...options import ReadOptions
-from ...readers import BatchReader, Decoded, Probe, Skipped
-from ...reduce import FloatMoments, IntMoments, histograms, int_partial
-from ...reduce.batch import MAX_EXACT_PIXELS, BatchMoments, reduce_batch
-from ...sources import Item, Source
-from ..common import ImageRef, open_item, probe_item
+from normstat.errors import describe
+from normstat.modes import Mode, get_mode
+from normstat.options import ReadOptions
+from normstat.readers import BatchReader, Decoded, Probe, Skipped
+from normstat.reduce import FloatMoments, IntMoments, histograms, int_partial
+from normstat.reduce.batch import MAX_EXACT_PIXELS, BatchMoments, reduce_batch
+from normstat.sources import Item, Source
+from normstat.verbs.common import ImageRef, open_item, probe_item
+
 from .records import ChunkResult, ImageRecord, image_record
 
 __all__ = [

@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ...modes import Mode
-from ...reduce.batch import reduce_batch
-from ...reduce.device import Stager
-from ...reduce.kernels import fused_sum_sq
+from normstat.modes import Mode
+from normstat.reduce.batch import reduce_batch
+from normstat.reduce.device import Stager
+from normstat.reduce.kernels import fused_sum_sq
+
 from .arrays import DEVICE_BATCH_BYTES, ArrayTask, attach, read_task
 from .files import DecodedChunk
 from .records import ChunkResult, ImageRecord

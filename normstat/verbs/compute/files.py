@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from ...fingerprints import gray_image, hashes_of, thumbnail
-from ...modes import Mode, get_mode
-from ...options import ReadOptions
-from ...readers import Decoded, Probe, Skipped, unreadable
-from ...reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
-from ...sources import Item, Source
-from ..common import open_item
+from normstat.fingerprints import gray_image, hashes_of, thumbnail
+from normstat.modes import Mode, get_mode
+from normstat.options import ReadOptions
+from normstat.readers import Decoded, Probe, Skipped, unreadable
+from normstat.reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
+from normstat.sources import Item, Source
+from normstat.verbs.common import open_item
+
 from .records import ChunkResult, ImageRecord, image_record
 
 __all__ = ["DecodedChunk", "FileTask", "decode_chunk", "reduce_chunk"]

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...fingerprints import perceptual, pixel_hash
-from ...modes import Mode
-from ...readers import Decoded, Skipped
-from ...reduce import FloatMoments, IntMoments
+from normstat.fingerprints import perceptual, pixel_hash
+from normstat.modes import Mode
+from normstat.readers import Decoded, Skipped
+from normstat.reduce import FloatMoments, IntMoments
 
 __all__ = ["ChunkResult", "ImageRecord", "image_record"]
 

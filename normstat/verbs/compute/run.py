@@ -12,15 +12,16 @@ from types import ModuleType
 
 import numpy as np
 
-from ...engine import Engine, make_engine
-from ...errors import InputError
-from ...manifest import Stats
-from ...modes import MODES, Mode, get_mode
-from ...options import ComputeOptions, ReadOptions
-from ...readers import Probe
-from ...reduce.device import plan
-from ...sources import Item, Source
-from ..common import Progress, first_name, probe_item, reading, run_chunks, split, tick
+from normstat.engine import Engine, make_engine
+from normstat.errors import InputError
+from normstat.manifest import Stats
+from normstat.modes import MODES, Mode, get_mode
+from normstat.options import ComputeOptions, ReadOptions
+from normstat.readers import Probe
+from normstat.reduce.device import plan
+from normstat.sources import Item, Source
+from normstat.verbs.common import Progress, first_name, probe_item, reading, run_chunks, split, tick
+
 from .accumulate import Accumulator
 from .arrays import ArrayTask, array_chunk, array_tasks, probe_arrays
 from .device import DeviceReducer
