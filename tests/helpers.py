@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from typer.testing import CliRunner, Result
@@ -129,3 +131,46 @@ def reduce_chunk(args):  # type: ignore[no-untyped-def]
     paths, mode_name, max_pixels, keep_alpha = args
     items = [Item(os.path.dirname(p), os.path.basename(p)) for p in paths]
     return run(FileTask(LocalSource(()), items, mode_name, ReadOptions(max_pixels, keep_alpha)))
+
+
+# ---------------------------------------------------------------- a source without files
+
+
+@dataclass(frozen=True)
+class MemorySource:
+    """Serves bytes from memory, never the file system: compute, apply and check running on it
+    end to end show that only sources open files. ``files``: (relative name, bytes)."""
+
+    files: tuple[tuple[str, bytes], ...]
+    root: str = "mem://split"
+
+    @property
+    def name(self) -> str:
+        return self.root
+
+    def items(self) -> list:  # type: ignore[type-arg]
+        from normstat.sources import Item
+
+        return sorted({Item(self.root, rel) for rel, _ in self.files})
+
+    def open(self, item):  # type: ignore[no-untyped-def]
+        data = dict(self.files).get(item.rel) if item.root == self.root else None
+        if data is None:
+            raise FileNotFoundError(2, "no such item", item.path)
+        return io.BytesIO(data)
+
+    def manifest_root(self, root: str) -> str:
+        return root
+
+    def locations(self) -> list[str]:
+        return []
+
+
+def memory_copy(folder: Path, root: str) -> MemorySource:
+    """Every file under ``folder`` as a MemorySource named ``root``."""
+    files = [
+        (p.relative_to(folder).as_posix(), p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    ]
+    return MemorySource(tuple(files), root)
