@@ -324,3 +324,22 @@ def test_non_utf8_file_names_round_trip(tmp_path: Path) -> None:
     assert loaded.fingerprints is not None and loaded.fingerprints.paths == [odd]
     report = normstat.check(test, str(tmp_path / "stats.json"), workers=1)
     assert [leak.train for leak in report.leaked] == [str(train / odd)]
+
+
+def test_manifest_with_an_unknown_mode_is_a_one_line_error(
+    train: SimpleNamespace, tmp_path: Path
+) -> None:
+    """0.2.0 ended in "unexpected ValueError" here; the mode is read through the manifest."""
+    copy = tmp_path / "stats"
+    shutil.copytree(train.stats.parent, copy)
+    data = json.loads((copy / "stats.json").read_text())
+    data["mode"] = "CMYK;32"
+    (copy / "stats.json").write_text(json.dumps(data))
+    test = tmp_path / "test"
+    fresh_images(test, 1, seed=6)
+    for verb in (["check", test], ["apply", test, "-o", tmp_path / "out"]):
+        result = invoke(*verb, "--stats", copy / "stats.json", "-w", "1")
+        assert result.exit_code == 2, describe(result)
+        assert result.stderr == f"Error: {copy / 'stats.json'}: unknown mode 'CMYK;32'; " + (
+            "choose from L, LA, RGB, RGBA, I;16, RGB;16, F, RGB;F\n"
+        )

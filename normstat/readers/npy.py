@@ -102,6 +102,10 @@ class _Array:
         return read_batch(part, probe, 0, count)
 
 
+def _unreadable(exc: BaseException) -> str:
+    return f"unreadable .npy file: {describe(exc)}"
+
+
 def _kind(dtype: np.dtype) -> str | None:
     if dtype.kind == "u" and dtype.itemsize in (1, 2):
         return f"uint{8 * dtype.itemsize}"
@@ -171,7 +175,7 @@ class NpyReader:
         try:
             arr = _Array(f)
         except Exception as exc:
-            return Skipped(name, f"unreadable .npy file: {describe(exc)}")
+            return Skipped(name, _unreadable(exc))
         return _probe(arr, name, opts)
 
     def batch(
@@ -182,7 +186,7 @@ class NpyReader:
         try:
             batch = _Array(f).images(probe, start, stop)
         except Exception as exc:  # the file changed or is damaged past its header
-            return None, [f"unreadable .npy file: {describe(exc)}"] * (stop - start)
+            return None, [_unreadable(exc)] * (stop - start)
         converted = convert(batch, target)
         if isinstance(converted, str):
             return None, [converted] * len(batch)

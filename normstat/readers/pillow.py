@@ -12,6 +12,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import lru_cache
 from typing import IO, BinaryIO
 
@@ -126,8 +127,9 @@ def _probe_open(im: Image.Image, path: str, keep_alpha: bool) -> tuple[Probe | S
 
 
 def _load(
-    fh: IO[bytes], path: str, target: Mode | None, max_pixels: int | None, keep_alpha: bool
+    fh: IO[bytes], path: str, target: Mode | None, opts: ReadOptions
 ) -> tuple[Probe | Skipped | None, Decoded | Skipped | None]:
+    max_pixels = opts.max_pixels
     fast = None
     try:
         magic = fh.read(8)
@@ -143,7 +145,7 @@ def _load(
         return Probe(native, native), pixels
     try:
         with _opened(fh, max_pixels) as im:
-            head, rawmode = _probe_open(im, path, keep_alpha)
+            head, rawmode = _probe_open(im, path, opts.keep_alpha)
             if isinstance(head, Skipped):
                 return head, head
             if target is None:
@@ -243,7 +245,7 @@ class PillowReader:
         """Header probe and (when ``target`` is given) pixels in ``target``, from one read.
         The probe is None for a file that is not an image and not named like one (ignored
         silently); the pixels are None only when no ``target`` was asked for."""
-        return _load(f, name, target, opts.max_pixels, opts.keep_alpha)
+        return _load(f, name, target, opts)
 
     def probe(self, f: BinaryIO, name: str, opts: ReadOptions) -> Probe | Skipped | None:
         return self.load(f, name, None, opts)[0]
@@ -258,7 +260,7 @@ class PillowReader:
         stop: int | None = None,
     ) -> Iterator[Decoded | Skipped]:
         if start == 0 and (stop is None or stop > 0):
-            pixels = _load(f, name, target, opts.max_pixels, target.alpha)[1]
+            pixels = _load(f, name, target, replace(opts, keep_alpha=target.alpha))[1]
             assert pixels is not None
             yield pixels
 

@@ -29,7 +29,14 @@ from normstat.modes import Mode
 
 from .moments import FloatMoments, IntMoments
 
-__all__ = ["MAX_EXACT_PIXELS", "BatchMoments", "batch_histogram", "reduce_batch", "sum_sq"]
+__all__ = [
+    "MAX_EXACT_PIXELS",
+    "BatchMoments",
+    "batch_histogram",
+    "reduce_batch",
+    "sum_sq",
+    "to_host",
+]
 
 # Σx² of one channel of one image fits int64 when (2^16 - 1)² · pixels < 2^63: with at most
 # 2^31 pixels, Σx² ≤ (2^16 - 1)² · 2^31 < 2^32 · 2^31 = 2^63. Larger images are skipped.
@@ -46,7 +53,7 @@ class BatchMoments:
     hist: np.ndarray | None  # channels × bins, int64, on the host
 
 
-def _host(a: Any) -> np.ndarray:
+def to_host(a: Any) -> np.ndarray:
     """A device array's values as a NumPy array (CuPy's ``get``; NumPy arrays as they are)."""
     get = getattr(a, "get", None)
     return np.asarray(get() if callable(get) else a)
@@ -85,9 +92,9 @@ def reduce_batch(
             raise ValueError(f"{n} pixels per image exceed the exact int64 bound")
         # B×C×HW in the source dtype (a cheap copy): each reduction runs along contiguous rows
         planes = xp.ascontiguousarray(xp.moveaxis(x.reshape(b, n, c), 2, 1))
-        sums = _host(planes.sum(axis=2, dtype=xp.int64))
-        squares = _host(square_sum(planes, 2))
-        hist = _host(batch_histogram(x, mode.bins, xp)).astype(np.int64)
+        sums = to_host(planes.sum(axis=2, dtype=xp.int64))
+        squares = to_host(square_sum(planes, 2))
+        hist = to_host(batch_histogram(x, mode.bins, xp)).astype(np.int64)
         moments: list[tuple[IntMoments | FloatMoments, ...]] = [
             tuple(IntMoments(n, int(sums[i, k]), int(squares[i, k])) for k in range(c))
             for i in range(b)
@@ -102,8 +109,8 @@ def reduce_batch(
     resid = r.sum(axis=2)
     m2 = square_sum(r, 2) - resid * resid / n
     del r
-    parts = [_host(a) for a in (shift, mean + resid / n, xp.maximum(m2, 0.0))]
-    lo, hi = _host(planes.min(axis=2)), _host(planes.max(axis=2))
+    parts = [to_host(a) for a in (shift, mean + resid / n, xp.maximum(m2, 0.0))]
+    lo, hi = to_host(planes.min(axis=2)), to_host(planes.max(axis=2))
     shift_h, mean_h, m2_h = parts
     moments = [
         tuple(

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .batch import sum_sq
+from .batch import sum_sq, to_host
 
 __all__ = ["KERNEL_SPECS", "fused_sum_sq", "kernel_matches", "sum_sq_twin"]
 
@@ -81,8 +81,8 @@ def kernel_matches(fused: Callable[[Any, int], Any], xp: ModuleType) -> bool:
     for host in samples:
         x = xp.asarray(host)
         axis = 2 if host.dtype.kind == "f" else 1
-        got = np.asarray(_to_host(fused(x, axis)))
-        want = np.asarray(_to_host(sum_sq(x, axis, xp)))
+        got = to_host(fused(x, axis))
+        want = to_host(sum_sq(x, axis, xp))
         if got.shape != want.shape or got.dtype != want.dtype:
             return False
         if host.dtype.kind == "f":
@@ -91,11 +91,6 @@ def kernel_matches(fused: Callable[[Any, int], Any], xp: ModuleType) -> bool:
         elif not np.array_equal(got, want):
             return False
     return True
-
-
-def _to_host(a: Any) -> Any:
-    get = getattr(a, "get", None)
-    return get() if callable(get) else a
 
 
 _checked: dict[ModuleType, Callable[[Any, int], Any] | None] = {}

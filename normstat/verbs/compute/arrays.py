@@ -9,10 +9,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from normstat.errors import describe
 from normstat.modes import Mode, get_mode
 from normstat.options import ReadOptions
-from normstat.readers import BatchReader, Decoded, Probe, Skipped
+from normstat.readers import BatchReader, Decoded, Probe, Skipped, unreadable
 from normstat.reduce import FloatMoments, IntMoments, histograms, int_partial
 from normstat.reduce.batch import MAX_EXACT_PIXELS, BatchMoments, reduce_batch
 from normstat.sources import Item, Source
@@ -91,7 +90,7 @@ def read_task(task: ArrayTask, mode: Mode) -> tuple[np.ndarray | None, list[str 
     try:
         f, reader = open_item(task.source, task.item)
     except OSError as exc:
-        return None, [f"unreadable .npy file: {describe(exc)}"] * (task.stop - task.start)
+        return None, [unreadable(exc)] * (task.stop - task.start)
     with f:
         batch_reader: BatchReader = reader  # type: ignore[assignment]
         return batch_reader.batch(f, task.probe, task.start, task.stop, mode)
