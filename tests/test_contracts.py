@@ -236,11 +236,11 @@ def test_registry_imports_reader_modules_only_when_a_file_needs_them(
     monkeypatch.setattr(registry, "ENTRIES", [entry, *registry.ENTRIES])
     assert "tests_fake_reader_module" not in sys.modules
     assert reader_for(b"\x89PNG\r\n\x1a\n") is PILLOW
-    assert entry not in registry._loaded
+    assert entry.name not in registry._loaded
     (tmp_path / "a.fake").write_bytes(b"FAKEIMG and then some pixels")
     (tmp_path / "b.png").write_bytes(_png(RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8)))
     stats = normstat.compute(tmp_path, workers=1)
-    monkeypatch.delitem(registry._loaded, entry)
+    monkeypatch.delitem(registry._loaded, entry.name)
     assert stats.images == 1
     (skip,) = stats.skipped
     assert skip["path"] == str(tmp_path / "a.fake")

@@ -58,7 +58,7 @@ def reason(exc: BaseException, max_pixels: int | None) -> str:
 
 
 @contextmanager
-def _opened(path: str | IO[bytes], max_pixels: int | None) -> Iterator[Image.Image]:
+def _opened(fh: IO[bytes], max_pixels: int | None) -> Iterator[Image.Image]:
     """Open lazily. A bomb warning is an error here, so the limit is one rule, not two; other
     warnings (malformed tags, palette transparency) are chatter: the outcome is what counts."""
     before, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
@@ -66,7 +66,7 @@ def _opened(path: str | IO[bytes], max_pixels: int | None) -> Iterator[Image.Ima
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(fh) as im:
                 yield im
     finally:
         Image.MAX_IMAGE_PIXELS = before

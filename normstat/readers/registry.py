@@ -37,7 +37,7 @@ ENTRIES: list[Entry] = [
     Entry("pillow", "normstat.readers.pillow"),
 ]
 
-_loaded: dict[Entry, Any] = {}
+_loaded: dict[str, Any] = {}  # entry name → its reader, once a file needed it
 
 
 def install_hint(extra: str) -> str:
@@ -76,7 +76,7 @@ class MissingExtra:
 
 
 def _load(entry: Entry) -> Reader:
-    reader = _loaded.get(entry)
+    reader = _loaded.get(entry.name)
     if reader is None:
         try:
             reader = importlib.import_module(entry.module).READER
@@ -84,13 +84,13 @@ def _load(entry: Entry) -> Reader:
             if entry.extra is None:
                 raise  # a core dependency is missing: the installation is broken
             reader = MissingExtra(entry, exc)
-        _loaded[entry] = reader
+        _loaded[entry.name] = reader
     return reader
 
 
 def reader_for(head: bytes) -> Reader:
     """The reader for a file starting with ``head`` (at least HEAD bytes when the file has)."""
-    for entry in ENTRIES:
-        if not entry.magics or any(head.startswith(m) for m in entry.magics):
+    for entry in ENTRIES:  # runs once per file: kept to a few plain operations
+        if not entry.magics or head.startswith(entry.magics):
             return _load(entry)
     raise LookupError("no reader takes the remaining files")  # pragma: no cover - table has one

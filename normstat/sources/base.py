@@ -28,8 +28,13 @@ class Item:
 
     @property
     def path(self) -> str:
-        """The name people see in reports and in ``skipped``."""
-        return os.path.join(self.root, *self.rel.split("/"))
+        """The name people see in reports and in ``skipped`` (root and rel joined as
+        ``os.path.join`` joins them; on POSIX without splitting, as this runs per file)."""
+        if os.sep != "/":
+            return os.path.join(self.root, *self.rel.split("/"))
+        if not self.root:
+            return self.rel
+        return self.root + self.rel if self.root.endswith("/") else f"{self.root}/{self.rel}"
 
 
 @runtime_checkable

