@@ -12,7 +12,20 @@ from typing import Any
 
 import numpy as np
 
-from normstat.reduce.kernels import sum_sq_twin
+_BLOCK = 1 << 16  # samples per row squared at a time by the twin: a bounded temporary
+
+
+def sum_sq_twin(x: np.ndarray, axis: int) -> np.ndarray:
+    """The fused kernel's arithmetic on the CPU (``normstat.reduce.kernels.KERNEL_SPECS``):
+    widen, square, add, a block at a time along ``axis`` so no full array of squares exists
+    (checked against ``normstat.reduce.batch.sum_sq``)."""
+    acc = np.int64 if np.issubdtype(x.dtype, np.integer) else np.float64
+    moved = np.moveaxis(x, axis, -1)
+    total = np.zeros(moved.shape[:-1], dtype=acc)
+    for start in range(0, moved.shape[-1], _BLOCK):
+        block = moved[..., start : start + _BLOCK].astype(acc)
+        total += np.einsum("...i,...i->...", block, block)
+    return total
 
 
 class TwinReductionKernel:

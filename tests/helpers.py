@@ -174,3 +174,17 @@ def memory_copy(folder: Path, root: str) -> MemorySource:
         if p.is_file()
     ]
     return MemorySource(tuple(files), root)
+
+
+# ---------------------------------------------------------------- oracles
+
+
+def brute_force(codes, queries, radius):  # type: ignore[no-untyped-def]
+    """The N×M reference ``search`` must agree with (tests, small sizes)."""
+    import numpy as np
+
+    codes = np.asarray(codes, dtype=np.uint64)
+    queries = np.asarray(queries, dtype=np.uint64)
+    dist = np.bitwise_count(queries[:, None] ^ codes[None, :]).astype(np.int64)
+    qi, ti = np.nonzero(dist <= radius)
+    return qi.astype(np.int64), ti.astype(np.int64), dist[qi, ti]

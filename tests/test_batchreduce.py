@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from fake_cupy import TwinReductionKernel, WrongReductionKernel, make_fake_cupy
+from fake_cupy import TwinReductionKernel, WrongReductionKernel, make_fake_cupy, sum_sq_twin
 from helpers import reduce_image
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,7 +17,7 @@ from normstat.modes import MODES
 from normstat.readers import Decoded
 from normstat.reduce import FloatMoments, IntMoments
 from normstat.reduce.batch import batch_histogram, reduce_batch, sum_sq
-from normstat.reduce.kernels import fused_sum_sq, kernel_matches, sum_sq_twin
+from normstat.reduce.kernels import fused_sum_sq, kernel_matches
 
 RNG = np.random.default_rng(20261121)
 

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import describe, invoke
+from helpers import brute_force, describe, invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
@@ -23,7 +23,7 @@ from normstat.fileops import sha256_file
 from normstat.fingerprints import phash_of, thumbnail
 from normstat.manifest.sidecar import write_sidecar
 from normstat.verbs.check.candidates import NO_PHASH
-from normstat.verbs.check.hamming import HammingIndex, brute_force, guaranteed_radius
+from normstat.verbs.check.hamming import HammingIndex, guaranteed_radius
 
 # --------------------------------------------------------------------------------------------
 # the index

@@ -1,4 +1,4 @@
-"""The one CuPy-only piece: a fused Σx² reduction, and its NumPy twin.
+"""The one CuPy-only piece: a fused Σx² reduction (its NumPy twin lives in tests/fake_cupy.py).
 
 ``(x * x).sum(axis)`` materializes the squares (8 bytes per sample) before summing; the CUDA
 kernel squares inside the reduction. Its map expression is the generic path's arithmetic
@@ -18,7 +18,7 @@ import numpy as np
 
 from .batch import sum_sq, to_host
 
-__all__ = ["KERNEL_SPECS", "fused_sum_sq", "kernel_matches", "sum_sq_twin"]
+__all__ = ["KERNEL_SPECS", "fused_sum_sq", "kernel_matches"]
 
 # (in_params, out_params, map_expr, reduce_expr, post_map_expr, identity, name) per accumulator.
 KERNEL_SPECS = {
@@ -41,20 +41,6 @@ KERNEL_SPECS = {
         "normstat_sum_sq_float64",
     ),
 }
-
-_BLOCK = 1 << 16  # samples per row squared at a time by the twin: a bounded temporary
-
-
-def sum_sq_twin(x: np.ndarray, axis: int) -> np.ndarray:
-    """The kernel's arithmetic on the CPU: widen, square, add, a block at a time along ``axis``
-    so no full array of squares exists (CI checks it against ``batchreduce.sum_sq``)."""
-    acc = np.int64 if np.issubdtype(x.dtype, np.integer) else np.float64
-    moved = np.moveaxis(x, axis, -1)
-    total = np.zeros(moved.shape[:-1], dtype=acc)
-    for start in range(0, moved.shape[-1], _BLOCK):
-        block = moved[..., start : start + _BLOCK].astype(acc)
-        total += np.einsum("...i,...i->...", block, block)
-    return total
 
 
 def _kernels(cp: ModuleType) -> dict[str, Any]:

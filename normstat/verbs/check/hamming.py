@@ -14,7 +14,7 @@ from itertools import combinations
 
 import numpy as np
 
-__all__ = ["HammingIndex", "brute_force", "guaranteed_radius"]
+__all__ = ["HammingIndex", "guaranteed_radius"]
 
 _CHUNKS = 4
 _BITS = 16
@@ -107,14 +107,3 @@ class HammingIndex:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty.copy(), empty.copy()
         return np.concatenate(found_q), np.concatenate(found_t), np.concatenate(found_d)
-
-
-def brute_force(
-    codes: np.ndarray, queries: np.ndarray, radius: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The N×M reference ``search`` must agree with (tests, small sizes)."""
-    codes = np.asarray(codes, dtype=np.uint64)
-    queries = np.asarray(queries, dtype=np.uint64)
-    dist = np.bitwise_count(queries[:, None] ^ codes[None, :]).astype(np.int64)
-    qi, ti = np.nonzero(dist <= radius)
-    return qi.astype(np.int64), ti.astype(np.int64), dist[qi, ti]
