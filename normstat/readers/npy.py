@@ -164,6 +164,23 @@ def read_batch(arr: Any, probe: ArrayProbe, start: int, stop: int) -> np.ndarray
     return np.ascontiguousarray(batch, dtype=native)
 
 
+def _converted(
+    arr: _Array, probe: ArrayProbe, start: int, stop: int, target: Mode
+) -> tuple[np.ndarray | None, list[str | None]]:
+    """Images ``start:stop`` in ``target``, and per image why it cannot contribute."""
+    try:
+        batch = arr.images(probe, start, stop)
+    except Exception as exc:  # the file changed or is damaged past its header
+        return None, [_unreadable(exc)] * (stop - start)
+    converted = convert(batch, target)
+    if isinstance(converted, str):
+        return None, [converted] * len(batch)
+    if converted.dtype.kind != "f":
+        return converted, [None] * len(batch)
+    finite = np.isfinite(converted).all(axis=(1, 2, 3))
+    return converted, [None if ok else NON_FINITE for ok in finite]
+
+
 class NpyReader:
     """NumPy ``.npy`` files: single images and stacks, read a batch of images at a time."""
 
@@ -184,16 +201,10 @@ class NpyReader:
         """Images ``start:stop`` in ``target`` (B×H×W×C) and, per image, why it cannot
         contribute (None: it can); no pixels when none can."""
         try:
-            batch = _Array(f).images(probe, start, stop)
+            arr = _Array(f)
         except Exception as exc:  # the file changed or is damaged past its header
             return None, [_unreadable(exc)] * (stop - start)
-        converted = convert(batch, target)
-        if isinstance(converted, str):
-            return None, [converted] * len(batch)
-        if converted.dtype.kind != "f":
-            return converted, [None] * len(batch)
-        finite = np.isfinite(converted).all(axis=(1, 2, 3))
-        return converted, [None if ok else NON_FINITE for ok in finite]
+        return _converted(arr, probe, start, stop, target)
 
     def read(
         self,
@@ -204,14 +215,19 @@ class NpyReader:
         start: int = 0,
         stop: int | None = None,
     ) -> Iterator[Decoded | Skipped]:
-        probe = self.probe(f, name, opts)
+        try:
+            arr = _Array(f)  # parsed once for the probe and the pixels
+        except Exception as exc:
+            yield Skipped(name, _unreadable(exc))
+            return
+        probe = _probe(arr, name, opts)
         if isinstance(probe, Skipped):
             yield probe
             return
         stop = probe.count if stop is None else min(stop, probe.count)
         if start >= stop:
             return
-        pixels, reasons = self.batch(f, probe, start, stop, target)
+        pixels, reasons = _converted(arr, probe, start, stop, target)
         for i, why in enumerate(reasons):
             if why is not None or pixels is None:
                 yield Skipped(image_name(name, start + i, probe.stacked), why or "unreadable")

@@ -12,7 +12,6 @@ import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from functools import lru_cache
 from typing import IO, BinaryIO
 
@@ -260,7 +259,7 @@ class PillowReader:
         stop: int | None = None,
     ) -> Iterator[Decoded | Skipped]:
         if start == 0 and (stop is None or stop > 0):
-            pixels = _load(f, name, target, replace(opts, keep_alpha=target.alpha))[1]
+            pixels = _load(f, name, target, opts)[1]  # keep_alpha shapes only the probe
             assert pixels is not None
             yield pixels
 

@@ -4,7 +4,7 @@ engine (a worker killed by a crashing decoder named by the chunk's first image, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
@@ -164,7 +164,8 @@ def first_name(chunk: list[Any]) -> str:
     return head.name if isinstance(head, ImageRef) else str(head.path)
 
 
-def reading(chunk: list[Any]) -> str:
+def reading(chunk: Sized) -> str:
+    """What a worker was doing with a chunk (of items, images, or a stack's batch)."""
     return f"reading this file or one of the {len(chunk) - 1} after it"
 
 

@@ -49,6 +49,9 @@ class ArrayTask:
     def ref(self, index: int) -> ImageRef:
         return ImageRef(self.item, index, self.probe.stacked)
 
+    def __len__(self) -> int:
+        return self.stop - self.start
+
 
 def probe_arrays(
     source: Source, items: list[Item], opts: ReadOptions

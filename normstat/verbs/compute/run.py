@@ -111,9 +111,9 @@ def _reduce_pass(
     done = 0
     results: Iterator[tuple[list[Item], ChunkResult]]
     if xp is np:
-        results = run_chunks(engine, reduce_chunk, chunks, tasks, _first, _reading)
+        results = run_chunks(engine, reduce_chunk, chunks, tasks, _first, reading)
     else:  # decoded by the workers, reduced on the GPU here
-        decoded = run_chunks(engine, decode_chunk, chunks, tasks, _first, _reading)
+        decoded = run_chunks(engine, decode_chunk, chunks, tasks, _first, reading)
         results = DeviceReducer(target, xp).files(decoded)
     for chunk, result in results:
         counts.update(m for m in result.canonical if m is not None)
@@ -128,10 +128,6 @@ def _reduce_pass(
 
 def _first(chunk: list[Item] | ArrayTask) -> str:
     return chunk.ref(chunk.start).name if isinstance(chunk, ArrayTask) else first_name(chunk)
-
-
-def _reading(chunk: list[Item] | ArrayTask) -> str:
-    return reading(list(range(chunk.stop - chunk.start)) if isinstance(chunk, ArrayTask) else chunk)
 
 
 def _add_arrays(
@@ -150,7 +146,7 @@ def _add_arrays(
         for task in array_tasks(source, item, p, acc.mode.name, reduce=xp is np)
     ]
     results: Iterator[tuple[ArrayTask, ChunkResult]]
-    results = run_chunks(engine, array_chunk, tasks, tasks, _first, _reading)
+    results = run_chunks(engine, array_chunk, tasks, tasks, _first, reading)
     if xp is not np:  # fingerprinted by the workers, reduced on the GPU here
         results = DeviceReducer(acc.mode, xp).arrays(results)
     done, total = 0, sum(p.count for _, p in arrays)
