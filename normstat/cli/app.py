@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-__all__ = ["app", "main"]
-
 import functools
 import json
 import sys
@@ -24,6 +22,8 @@ from normstat.options import ALPHAS, DEVICES, DTYPES, LAYOUTS, NPY_LAYOUTS, SCAL
 
 from .console import Reporter, leak_table, stats_table
 from .snippets import FORMATS, snippet
+
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     help="Per-channel normalization statistics for image datasets, with proof of what went in.",
