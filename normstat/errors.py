@@ -20,6 +20,9 @@ class NormstatError(Exception):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # raised in workers, pickled back
+        return type(self), (self.path, self.reason)
+
 
 class InputError(NormstatError):
     """A source path is missing, empty of images, or holds an image that --strict refuses."""

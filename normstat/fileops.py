@@ -5,23 +5,30 @@ folder, renamed into place, so a reader never sees a part), the one way to open 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
+import re
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
+from normstat.errors import OutputError
+
 __all__ = [
+    "TEMP_PREFIX",
     "NotRegularFile",
     "TempFile",
     "atomic_write",
     "atomic_write_bytes",
+    "creation_mode",
     "file_kind",
     "is_inside",
     "open_regular",
+    "replaceable",
     "sha256_file",
 ]
 
@@ -45,6 +52,10 @@ class NotRegularFile(OSError):
 
     def __init__(self, path: str, mode: int) -> None:
         super().__init__(errno.EINVAL, f"{file_kind(mode)}, not a regular file", path)
+        self.mode = mode
+
+    def __reduce__(self) -> tuple[type, tuple[str, int]]:  # raised in workers, pickled back
+        return type(self), (self.filename, self.mode)
 
     def __str__(self) -> str:
         return str(self.strerror)
@@ -66,12 +77,39 @@ def open_regular(path: str) -> BinaryIO:
         raise
 
 
-class TempFile:
-    """A hidden temp file ``.<name>.<random>.tmp`` in ``folder``, removed unless committed. Its
-    final name may be decided after writing (a sidecar is named by its content)."""
+TEMP_PREFIX = ".normstat-"
 
-    def __init__(self, folder: str, name: str) -> None:
-        fd, self.path = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+
+def creation_mode() -> int:
+    """The permissions ``open()`` would give a new file: 0666 less the process umask. Read from
+    /proc where the kernel shows it (setting the umask to learn it is not thread-safe)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+class TempFile:
+    """A hidden temp file ``.normstat-<tag>-<random>.tmp`` in ``folder``, removed unless
+    committed; its final name may be decided after writing (a sidecar is named by its content).
+    The temp name is short whatever the final name (a 255-byte name has no room for a suffix)
+    and the file gets the user's umask, not mkstemp's 0600, so others can read what it becomes.
+    """
+
+    def __init__(self, folder: str, tag: str = "write") -> None:
+        fd, self.path = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{tag}-", suffix=".tmp", dir=folder)
+        try:
+            os.fchmod(fd, creation_mode())
+        except BaseException:
+            os.close(fd)
+            os.unlink(self.path)
+            raise
         self.file: BinaryIO = os.fdopen(fd, "wb")
         self._committed = False
 
@@ -82,8 +120,9 @@ class TempFile:
                 os.fsync(self.file.fileno())
             self.file.close()
 
-    def commit(self, target: str, fsync: bool = False) -> None:
-        """Close and rename onto ``target`` (atomic on POSIX within one file system)."""
+    def commit(self, target: str, fsync: bool = True) -> None:
+        """Close, flush to disk, and rename onto ``target`` (atomic on POSIX within one file
+        system): after a crash ``target`` holds the old content or the new, never a part."""
         self.close(fsync)
         os.replace(self.path, target)
         self._committed = True
@@ -93,15 +132,15 @@ class TempFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-        if not self._committed and os.path.exists(self.path):
-            os.unlink(self.path)
+        if not self._committed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
 
 
 @contextmanager
 def atomic_write(path: str, *, fsync: bool = True) -> Iterator[BinaryIO]:
     """A file object whose content replaces ``path`` only once the block ends without error."""
-    folder, name = os.path.split(os.path.abspath(path))
-    with TempFile(folder, name) as tmp:
+    with TempFile(os.path.dirname(os.path.abspath(path))) as tmp:
         yield tmp.file
         tmp.commit(path, fsync)
 
@@ -109,6 +148,38 @@ def atomic_write(path: str, *, fsync: bool = True) -> Iterator[BinaryIO]:
 def atomic_write_bytes(path: str, data: bytes) -> None:
     with atomic_write(path) as fh:
         fh.write(data)
+
+
+_SCHEMA_HEAD = re.compile(rb'^\s*\{\s*"schema"\s*:\s*"([^"]{1,64})"')
+
+
+def replaceable(path: str, kind: str, schema: str, inputs: Iterable[str] = ()) -> None:
+    """OutputError unless ``path`` may receive a new ``kind`` file: it must not be a folder (or
+    end in a slash), one of this run's ``inputs``, or an existing file other than a previous
+    output of the same kind (a JSON document whose ``schema`` starts with ``schema``)."""
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        raise OutputError(path, f"is a folder; name the {kind} file to write")
+    for given in inputs:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(path, given):
+                raise OutputError(path, "is an input of this run; refusing to overwrite it")
+    try:
+        fh = open_regular(path)
+    except FileNotFoundError:
+        return
+    except NotRegularFile as exc:
+        raise OutputError(
+            path, f"is {file_kind(exc.mode)}; refusing to write the {kind} there"
+        ) from None
+    except OSError as exc:
+        raise OutputError(path, f"cannot be checked before writing: {exc.strerror}") from None
+    with fh:
+        head = fh.read(4096)
+    match = _SCHEMA_HEAD.match(head)
+    if match is None or not match[1].decode("ascii", "replace").startswith(schema):
+        raise OutputError(
+            path, f"exists and is not a {kind}; refusing to replace it (remove it first)"
+        )
 
 
 def sha256_file(path: str) -> str:

@@ -98,14 +98,19 @@ def test_check_warns_when_a_train_stack_changed(split: dict[str, Path]) -> None:
     assert any("changed since" in w for w in report.warnings), report.warnings
 
 
-def test_apply_refuses_a_float_stack_for_an_integer_manifest(split: dict[str, Path]) -> None:
+def test_apply_skips_a_float_stack_for_an_integer_manifest(split: dict[str, Path]) -> None:
+    """Skipped as compute skips it, and a run that wrote nothing fails (0.2.0 stopped at it)."""
     src = split["tmp"] / "val"
     src.mkdir()
     np.save(src / "f.npy", RNG.random((2, 28, 28)).astype(np.float32))
+    with pytest.raises(normstat.InputError) as compute_err:
+        normstat.compute(src, workers=1, mode="L")
     result = invoke("apply", src, "--stats", split["stats"], "-o", split["tmp"] / "o", "-w", "1")
     assert result.exit_code == 2, describe(result)
-    assert result.stderr.startswith(f"Error: {src / 'f.npy'}: a float (mode F) image")
-    assert not (split["tmp"] / "o").exists()
+    assert result.stderr.startswith(f"Error: {src}: no image could be read (2 skipped; first:")
+    reason = compute_err.value.reason.split("first reason: ")[1].rstrip(")")
+    assert reason in result.stderr, (reason, result.stderr)
+    assert not (split["tmp"] / "o").exists()  # nothing written: the folder it made is gone
 
 
 def test_apply_and_check_through_the_cli(split: dict[str, Path]) -> None:

@@ -73,6 +73,12 @@ class Skips:
     def sorted(self) -> list[Skipped]:
         return sorted(self.items, key=lambda s: s.path)
 
+    def none_read(self, source_name: str) -> InputError:
+        """The error when every image was skipped: a run that did nothing must not pass."""
+        first = min(self.items, key=lambda s: s.path, default=None)
+        why = f"; first: {first.path}: {first.reason}" if first else ""
+        return InputError(source_name, f"no image could be read ({len(self.items)} skipped{why})")
+
 
 def run_chunks(
     engine: Engine,

@@ -30,6 +30,7 @@ from normstat.verbs.common import (
     tick,
 )
 
+from .journal import JOURNAL, LOCK, Journal, locked
 from .normalize import Normalizer
 from .outputs import (
     PROVENANCE,
@@ -94,7 +95,8 @@ def apply(
         for name, s in zip(mode.channels, sd, strict=True):
             if not s > 0:
                 raise ManifestError(ident.get("path", "imagenet"), f"std of channel {name} is 0")
-    check_out_dir(out, source.locations())
+    locations = source.locations()
+    check_out_dir(out, locations, [])
     options = {
         "scale": opts.scale,
         "std": opts.std,
@@ -110,15 +112,8 @@ def apply(
         "options": options,
     }
     prov_path = os.path.join(out, PROVENANCE)
-    same_run = same_provenance(prov_path, provenance)
     if not opts.overwrite:
-        if os.path.exists(prov_path) and not same_run:
-            raise OutputError(
-                out, "holds output made with other statistics or options; use --overwrite"
-            )
-        if not os.path.exists(prov_path) and os.path.isdir(out) and any(os.scandir(out)):
-            raise OutputError(out, "is not empty and holds no normstat output; use --overwrite")
-
+        _refuse_foreign(out, prov_path, provenance)
     normalizer = Normalizer(
         opts.scale, mode.max_value, tuple(mean), tuple(sd), opts.dtype, opts.layout
     )
@@ -129,48 +124,76 @@ def apply(
         skips = Skips(opts.strict)
         for skip in skipped:
             skips.add(skip)
-        for item, p in images:  # refuse before anything is written
-            if not MODES[p.canonical].integer and mode.integer:
-                raise InputError(
-                    item.path,
-                    f"a float (mode {p.canonical}) image cannot be converted to {mode.name}",
-                )
         refs = image_refs(images)
         seen: dict[str, str] = {}
         for ref in refs:
             if ref.rel in seen:
                 raise InputError(ref.name, f"has the same relative path as {seen[ref.rel]}")
             seen[ref.rel] = ref.name
-        os.makedirs(out, exist_ok=True)
-        remove_stale_temps(out)
-        if not same_run:  # outputs of other options must not survive to be "resumed" later
-            for ref in refs:
+        check_out_dir(out, locations, list(seen))
+        created = not os.path.lexists(out)
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(out, f"cannot create the folder: {exc.strerror}") from None
+        with locked(out):
+            same_run = same_provenance(prov_path, provenance)
+            if not opts.overwrite:  # again, now that no other run can be writing
+                _refuse_foreign(out, prov_path, provenance)
+            remove_stale_temps(out)
+            journal = Journal(out)
+            made_from = journal.load() if same_run and not opts.overwrite else {}
+            if not made_from:
+                journal.reset()
+            if not same_run:  # outputs of other options must not survive to be "resumed" later
+                for ref in refs:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(output_path(out, ref.rel))
+            atomic_write_bytes(prov_path, (json.dumps(provenance, indent=2) + "\n").encode())
+            chunks = split(refs, engine.workers)
+            tasks = [
+                WriteTask(
+                    source,
+                    [(ref, output_path(out, ref.rel), made_from.get(ref.rel)) for ref in c],
+                    mode.name,
+                    normalizer,
+                    opts.overwrite,
+                    read,
+                    journal,
+                )
+                for c in chunks
+            ]
+            done = 0
+            for chunk, outcomes in run_chunks(
+                engine, apply_chunk, chunks, tasks, first_name, reading
+            ):
+                for outcome in outcomes:
+                    if isinstance(outcome, Skipped):
+                        skips.add(outcome)
+                    elif outcome == "kept":
+                        result.kept += 1
+                    else:
+                        result.written += 1
+                done += len(chunk)
+                tick(progress, "apply", done, len(refs))
+    if not result.written and not result.kept:
+        if created:  # leave no trace of a run that wrote nothing
+            for name in (PROVENANCE, JOURNAL):
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(output_path(out, ref.rel))
-        atomic_write_bytes(prov_path, (json.dumps(provenance, indent=2) + "\n").encode())
-        chunks = split(refs, engine.workers)
-        tasks = [
-            WriteTask(
-                source,
-                [(ref, output_path(out, ref.rel)) for ref in c],
-                mode.name,
-                normalizer,
-                opts.overwrite,
-                read,
-            )
-            for c in chunks
-        ]
-        done = 0
-        for chunk, outcomes in run_chunks(engine, apply_chunk, chunks, tasks, first_name, reading):
-            for outcome in outcomes:
-                if outcome == "written":
-                    result.written += 1
-                elif outcome == "kept":
-                    result.kept += 1
-                else:
-                    assert isinstance(outcome, Skipped)
-                    skips.add(outcome)
-            done += len(chunk)
-            tick(progress, "apply", done, len(refs))
+                    os.unlink(os.path.join(out, name))
+            with contextlib.suppress(OSError):
+                os.rmdir(out)
+        raise skips.none_read(source.name)
     result.skipped = skips.sorted()
     return result
+
+
+def _refuse_foreign(out: str, prov_path: str, provenance: dict[str, Any]) -> None:
+    """OutputError when OUT_DIR holds output of other statistics or options, or other files."""
+    if os.path.exists(prov_path):
+        if not same_provenance(prov_path, provenance):
+            raise OutputError(
+                out, "holds output made with other statistics or options; use --overwrite"
+            )
+    elif os.path.isdir(out) and any(e.name not in (LOCK, JOURNAL) for e in os.scandir(out)):
+        raise OutputError(out, "is not empty and holds no normstat output; use --overwrite")
