@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import copy_manifest, invoke, sidecar_of
+from helpers import copy_manifest, describe, invoke, sidecar_of
 from PIL import Image
 from typer.testing import Result
 
 import normstat
-from normstat import NormstatError, Stats
+from normstat import Stats
 
 
 @pytest.fixture(autouse=True)
@@ -215,13 +215,14 @@ def test_unknown_mode_is_a_usage_error(dataset: Path, tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_debug_shows_the_exception(tmp_path: Path) -> None:
+def test_debug_shows_the_traceback_and_exits_2(tmp_path: Path) -> None:
+    """--debug prints the traceback, then the one-line error, and keeps exit code 2 (0.2.0
+    re-raised the error: exit 1, the leak code)."""
     missing = tmp_path / "nowhere"
     result = invoke("compute", str(missing), "-o", str(tmp_path / "s.json"), "--debug")
-    assert result.exit_code != 0
-    assert isinstance(result.exception, NormstatError)
-    assert str(missing) in str(result.exception)
-    assert result.exc_info is not None and result.exc_info[2] is not None  # a traceback
+    assert result.exit_code == 2, describe(result)
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.rstrip().splitlines()[-1].startswith(f"Error: {missing}")
 
 
 def test_debug_traceback_in_a_real_process(tmp_path: Path) -> None:
@@ -255,11 +256,17 @@ def test_compute_success(dataset: Path, tmp_path: Path) -> None:
     assert _hidden(tmp_path) == []
 
 
-def test_compute_overwrites_existing_manifest(dataset: Path, tmp_path: Path) -> None:
+def test_compute_replaces_a_manifest_but_nothing_else(dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "stats.json"
     out.write_text("old\n", encoding="utf-8")
     result = invoke("compute", str(dataset), "-o", str(out), "-w", "1", "-q")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 2, describe(result)
+    assert "is not a stats manifest" in result.stderr
+    assert out.read_text(encoding="utf-8") == "old\n"
+    out.unlink()
+    assert invoke("compute", str(dataset), "-o", str(out), "-w", "1", "-q").exit_code == 0
+    result = invoke("compute", str(dataset), "-o", str(out), "-w", "1", "-q")
+    assert result.exit_code == 0, result.stderr  # a previous manifest may be replaced
     assert Stats.load(str(out)).images == 4
     assert _hidden(tmp_path) == []
 

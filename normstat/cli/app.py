@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -15,7 +17,7 @@ import typer
 from normstat import api
 from normstat._version import __version__
 from normstat.errors import NormstatError
-from normstat.fileops import atomic_write_bytes
+from normstat.fileops import atomic_write_bytes, replaceable
 from normstat.manifest import Stats
 from normstat.modes import MODES
 from normstat.options import ALPHAS, DEVICES, DTYPES, LAYOUTS, NPY_LAYOUTS, SCALES, STDS
@@ -23,7 +25,7 @@ from normstat.options import ALPHAS, DEVICES, DTYPES, LAYOUTS, NPY_LAYOUTS, SCAL
 from .console import Reporter, leak_table, stats_table
 from .snippets import FORMATS, snippet
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]
 
 app = typer.Typer(
     help="Per-channel normalization statistics for image datasets, with proof of what went in.",
@@ -34,9 +36,10 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+IN_PROCESS = "NORMSTAT_IN_PROCESS"  # read by normstat.engine.make_engine
 
 Quiet = typer.Option(False, "--quiet", "-q", help="No progress or warnings on stderr.")
-Debug = typer.Option(False, "--debug", help="Show a traceback on errors.")
+Debug = typer.Option(False, "--debug", help="Run in this process and show a traceback on errors.")
 Workers = typer.Option(None, "--workers", "-w", min=1, help="Processes (default: all cores).")
 
 
@@ -74,11 +77,16 @@ def _one_line(exc: Exception) -> str:
 
 
 def _errors(fn: F) -> F:
-    """Turn any error into one line ``Error: <path>: <reason>`` and exit 2; --debug re-raises
-    it with its traceback."""
+    """Turn any error into one line ``Error: <path>: <reason>`` and exit 2 (1 is the leak
+    code); --debug runs the work in this process (NORMSTAT_IN_PROCESS) and prints the
+    traceback first."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(kwargs.get("debug"))
+        before = os.environ.get(IN_PROCESS)
+        if debug:
+            os.environ[IN_PROCESS] = "1"
         try:
             return fn(*args, **kwargs)
         except typer.Exit:
@@ -87,10 +95,15 @@ def _errors(fn: F) -> F:
             Reporter().error("interrupted")
             raise typer.Exit(130) from None
         except Exception as exc:
-            if kwargs.get("debug"):
-                raise
+            if debug:
+                traceback.print_exc()
             Reporter().error(_one_line(exc))
             raise typer.Exit(2) from None
+        finally:
+            if debug and before is None:
+                os.environ.pop(IN_PROCESS, None)
+            elif debug:
+                os.environ[IN_PROCESS] = before  # type: ignore[assignment]
 
     return wrapper  # type: ignore[return-value]
 
@@ -107,7 +120,7 @@ def compute(
     srcs: list[str] = typer.Argument(
         ..., metavar="SRC...", help="Folders (recursive), image files, or @list.txt files."
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="The stats manifest to write."),
+    output: str = typer.Option(..., "--output", "-o", help="The stats manifest to write."),
     workers: int | None = Workers,
     device: Devices = typer.Option(
         "auto",
@@ -119,7 +132,7 @@ def compute(
     ),
     alpha: Alphas = typer.Option("drop", help="Drop or keep alpha channels."),
     max_pixels: int = typer.Option(
-        api.DEFAULT_MAX_PIXELS, help="Skip images larger than this (decompression bombs)."
+        api.DEFAULT_MAX_PIXELS, min=1, help="Skip images larger than this (decompression bombs)."
     ),
     npy_layout: NpyLayouts = typer.Option(
         "auto",
@@ -132,6 +145,7 @@ def compute(
 
     Example: normstat compute data/train -o stats.json --workers 4
     """
+    replaceable(output, "stats manifest", "normstat/stats@")  # before the long pass
     rep = Reporter(quiet)
     with rep.progress() as progress:
         stats = api.compute(
@@ -145,13 +159,14 @@ def compute(
             npy_layout=npy_layout,
             progress=progress,
         )
-    stats.save(str(output))
+    replaceable(output, "stats manifest", "normstat/stats@")  # and again: it took a while
+    stats.save(output)
     for s in stats.skipped[:10]:
         rep.warn(f"skipped {s['path']}: {s['reason']}")
     if len(stats.skipped) > 10:
         rep.warn(f"... and {len(stats.skipped) - 10} more skipped (listed in {output})")
     rep.out.print(stats_table(stats))
-    rep.out.print(f"Wrote {output}")
+    rep.say(f"Wrote {output}")
 
 
 @app.command()
@@ -170,7 +185,7 @@ def apply(
     layout: Layouts = typer.Option("chw", help="Array layout."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     strict: bool = typer.Option(False, "--strict", help="Exit 2 on the first unreadable image."),
-    max_pixels: int = typer.Option(api.DEFAULT_MAX_PIXELS, help="Skip larger images."),
+    max_pixels: int = typer.Option(api.DEFAULT_MAX_PIXELS, min=1, help="Skip larger images."),
     quiet: bool = Quiet,
     debug: bool = Debug,
 ) -> None:
@@ -196,7 +211,7 @@ def apply(
         )
     for s in result.skipped:
         rep.warn(f"skipped {s.path}: {s.reason}")
-    rep.out.print(
+    rep.say(
         f"Wrote {result.written} arrays to {result.out_dir}"
         f" ({result.kept} already there, {len(result.skipped)} skipped)"
     )
@@ -217,7 +232,7 @@ def check(
         help="Pixel correlation a near-duplicate must reach (higher: fewer, surer reports).",
     ),
     workers: int | None = Workers,
-    max_pixels: int = typer.Option(api.DEFAULT_MAX_PIXELS, help="Skip larger images."),
+    max_pixels: int = typer.Option(api.DEFAULT_MAX_PIXELS, min=1, help="Skip larger images."),
     quiet: bool = Quiet,
     debug: bool = Debug,
 ) -> None:
@@ -226,6 +241,8 @@ def check(
 
     Example: normstat check data/test --stats stats.json --json leaks.json
     """
+    if json_out and json_out != "-":
+        replaceable(json_out, "leak report", "normstat/leak-report@", inputs=[stats])
     rep = Reporter(quiet)
     with rep.progress() as progress:
         report = api.check(
@@ -249,7 +266,7 @@ def check(
         if report.leaked:
             rep.out.print(leak_table(report))
         verdict = "clean" if report.clean else f"LEAKED: {len(report.leaked)}"
-        rep.out.print(f"Checked {report.checked} test images: {verdict}")
+        rep.say(f"Checked {report.checked} test images: {verdict}")
     raise typer.Exit(0 if report.clean else 1)
 
 
@@ -265,12 +282,12 @@ def show(
 
     Example: normstat show stats.json --format torchvision
     """
-    stats = Stats.load(manifest)
+    stats = Stats.load(manifest, with_fingerprints=False)  # mean and std need no sidecar
     rep = Reporter(quiet)
     if format == "text":
         rep.out.print(stats_table(stats))
         for s in stats.skipped:
-            rep.out.print(f"skipped {s['path']}: {s['reason']}", markup=False)
+            rep.say(f"skipped {s['path']}: {s['reason']}")
     elif format == "json":
         sys.stdout.write(json.dumps(stats.data, indent=2) + "\n")
     else:
@@ -292,5 +309,34 @@ def _main(
     """normstat: per-channel mean/std of image datasets, applied and checked for test leakage."""
 
 
+# Usage errors: typer's own (it vendors click from 0.20 on) and, before that, click's.
+_USAGE: tuple[type[Exception], ...] = tuple(
+    cls
+    for cls in (
+        getattr(typer, "TyperException", None),
+        getattr(getattr(typer.main, "click", None), "ClickException", None),
+    )
+    if isinstance(cls, type)
+)
+
+
+def run(args: list[str]) -> int:
+    """The CLI on ``args``; its exit code. Usage errors are one ``Error:`` line, exit 2."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="normstat", standalone_mode=False)
+    except typer.Abort:
+        Reporter().error("interrupted")
+        return 130
+    except _USAGE as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help, already printed
+            return 2
+        hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+        Reporter().error(f"{getattr(exc, 'format_message', exc.__str__)()}{hint}")
+        return int(getattr(exc, "exit_code", 2))
+    return code if isinstance(code, int) else 0
+
+
 def main() -> None:
-    app(prog_name="normstat")
+    sys.exit(run(sys.argv[1:]))

@@ -4,6 +4,7 @@ besides the CLI that imports rich."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -25,9 +26,29 @@ from rich.table import Table
 from normstat.manifest import Stats
 from normstat.verbs.check import LeakReport
 
-__all__ = ["Reporter", "leak_table", "stats_table"]
+__all__ = ["Reporter", "leak_table", "printable", "stats_table"]
 
 _PHASES = {"scan": "scanning", "compute": "reducing", "apply": "writing", "check": "checking"}
+
+
+# What a file name must not send to a terminal: C0/C1 control characters (escape sequences
+# clear the screen or set the window title), bidirectional overrides (which reorder what is
+# shown) and the lone surrogates a non-UTF-8 name decodes to (which cannot be printed at all).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, as surrogateescape keeps it
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with everything a terminal would act on shown as a visible escape (``\\x1b``)."""
+    return _UNSAFE.sub(_escape, text)
 
 
 class _Rate(TextColumn):
@@ -46,22 +67,27 @@ class Reporter:
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-        self.out = Console(highlight=False, soft_wrap=True)
+        # No markup anywhere: names are data, and "[blink]a.png" is a legal file name.
+        self.err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+        self.out = Console(markup=False, highlight=False, soft_wrap=True)
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
         self._last_line = time.monotonic()
 
     def error(self, message: str) -> None:
-        self.err.print(f"Error: {message}", markup=False)
+        self.err.print(f"Error: {printable(message)}")
 
     def warn(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(f"Warning: {message}", markup=False)
+            self.err.print(f"Warning: {printable(message)}")
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(message, markup=False)
+            self.err.print(printable(message))
+
+    def say(self, message: str) -> None:
+        """A line of the result, on stdout."""
+        self.out.print(printable(message))
 
     @contextmanager
     def progress(self) -> Iterator[Any]:
@@ -122,7 +148,7 @@ def stats_table(stats: Stats) -> Table:
     per_image = d.get("std_per_image_mean", [None] * len(d["channels"]))
     for i, ch in enumerate(d["channels"]):
         row = [
-            ch,
+            printable(str(ch)),
             f"{d['mean'][i]:.4f}",
             f"{d['std'][i]:.4f}",
             "" if per_image[i] is None else f"{per_image[i]:.4f}",
@@ -150,5 +176,6 @@ def leak_table(report: LeakReport) -> Table:
     for leak in report.leaked:
         kind = f"{leak.kind}, mirrored" if leak.mirrored else leak.kind
         bits = "" if leak.distance is None else str(leak.distance)
-        table.add_row(_short(leak.test), _short(leak.train), kind, f"{leak.score:.3f}", bits)
+        test, train = printable(_short(leak.test)), printable(_short(leak.train))
+        table.add_row(test, train, kind, f"{leak.score:.3f}", bits)
     return table

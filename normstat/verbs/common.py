@@ -31,6 +31,7 @@ __all__ = [
     "Skips",
     "first_name",
     "image_refs",
+    "none_read",
     "open_item",
     "probe_item",
     "read_reference",
@@ -73,11 +74,12 @@ class Skips:
     def sorted(self) -> list[Skipped]:
         return sorted(self.items, key=lambda s: s.path)
 
-    def none_read(self, source_name: str) -> InputError:
-        """The error when every image was skipped: a run that did nothing must not pass."""
-        first = min(self.items, key=lambda s: s.path, default=None)
-        why = f"; first: {first.path}: {first.reason}" if first else ""
-        return InputError(source_name, f"no image could be read ({len(self.items)} skipped{why})")
+
+def none_read(source_name: str, skipped: list[Skipped]) -> InputError:
+    """The error when every image was skipped: a run that did nothing must not pass."""
+    first = min(skipped, key=lambda s: s.path, default=None)
+    why = f"; first: {first.path}: {first.reason}" if first else ""
+    return InputError(source_name, f"no image could be read ({len(skipped)} skipped{why})")
 
 
 def run_chunks(

@@ -23,6 +23,7 @@ from normstat.verbs.common import (
     Skips,
     first_name,
     image_refs,
+    none_read,
     reading,
     run_chunks,
     scan,
@@ -183,7 +184,7 @@ def apply(
                     os.unlink(os.path.join(out, name))
             with contextlib.suppress(OSError):
                 os.rmdir(out)
-        raise skips.none_read(source.name)
+        raise none_read(source.name, skips.items)
     result.skipped = skips.sorted()
     return result
 

@@ -15,6 +15,7 @@ from normstat.verbs.common import (
     Progress,
     first_name,
     image_refs,
+    none_read,
     reading,
     run_chunks,
     scan,
@@ -67,6 +68,8 @@ def check(
                     tests.append((ref, fprint.pixel_hash, fprint.queries))
             done += len(chunk)
             tick(progress, "check", done, len(refs))
+        if not tests:  # a gate that checked nothing must not pass
+            raise none_read(source.name, bad)
         report.leaked = exact_leaks(fp, [(ref.name, h) for ref, h, _ in tests])
         if fp.phash is None:
             report.warnings.append(NO_PHASH)

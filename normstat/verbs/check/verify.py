@@ -202,6 +202,17 @@ def _similarity(
     return best, ref_arr
 
 
+# Contributors are named by the manifest, which may have been tampered with: reading one must
+# not tell whether a file exists or why it cannot be read, and never leaves its recorded root.
+CONTRIBUTOR_UNREADABLE = "cannot be read now (moved, changed, unreadable or not an image)"
+
+
+def inside_root(rel: str) -> bool:
+    """A relative name that stays under its root as written: not absolute, no ``..``, no NUL."""
+    parts = rel.split("/")
+    return bool(rel) and not rel.startswith("/") and "\0" not in rel and ".." not in parts
+
+
 @dataclass(frozen=True)
 class TrainRow:
     """A contributor, by the root and relative name the sidecar stores."""
@@ -259,7 +270,13 @@ def verify_chunk(task: VerifyTask) -> list[list[Match]]:
         for pair in pairs:
             where = pair.where
             if isinstance(where, TrainRow):
+                if not inside_root(where.rel):
+                    results.append(Match(pair, None, CONTRIBUTOR_UNREADABLE))
+                    continue
                 ref_dec = read_reference(task.train, where.root, where.rel, mode, task.read)
+                if isinstance(ref_dec, Skipped):  # the same words whatever the reason (below)
+                    results.append(Match(pair, None, CONTRIBUTOR_UNREADABLE))
+                    continue
             else:
                 ref_dec = next(read_refs(task.test, [where], mode, task.read))
             if isinstance(ref_dec, Skipped):
