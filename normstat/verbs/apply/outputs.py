@@ -153,7 +153,8 @@ def _write_npy(target: str, array: np.ndarray) -> None:
             np.save(tmp.file, array, allow_pickle=False)
             tmp.commit(target)
     except OSError as exc:  # disk full, quota, permissions: name the array, not a temp
-        raise OutputError(target, f"cannot write: {exc.strerror or describe(exc)}") from None
+        why = exc.strerror or f"{describe(exc)} (is the disk full?)"  # numpy's short write
+        raise OutputError(target, f"cannot write: {why}") from None
 
 
 def apply_chunk(task: WriteTask) -> list[str | Skipped]:
