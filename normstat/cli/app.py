@@ -16,6 +16,7 @@ import typer
 
 from normstat import api
 from normstat._version import __version__
+from normstat.engine import IN_PROCESS, default_workers
 from normstat.errors import NormstatError
 from normstat.fileops import atomic_write_bytes, replaceable
 from normstat.manifest import Stats
@@ -36,7 +37,6 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
-IN_PROCESS = "NORMSTAT_IN_PROCESS"  # read by normstat.engine.make_engine
 
 Quiet = typer.Option(False, "--quiet", "-q", help="No progress or warnings on stderr.")
 Debug = typer.Option(False, "--debug", help="Run in this process and show a traceback on errors.")
@@ -108,6 +108,15 @@ def _errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _workers(rep: Reporter, workers: int | None) -> int | None:
+    """More workers than usable CPUs only adds processes (0.2.0 forked them all): capped."""
+    usable = default_workers()
+    if workers is not None and workers > usable:
+        rep.warn(f"--workers {workers} is more than the {usable} CPUs usable here; using {usable}")
+        return usable
+    return workers
+
+
 def _mode_option(value: str | None) -> str | None:
     if value is not None and value not in MODES:
         raise typer.BadParameter(f"choose from {', '.join(MODES)}")
@@ -150,7 +159,7 @@ def compute(
     with rep.progress() as progress:
         stats = api.compute(
             srcs,
-            workers=workers,
+            workers=_workers(rep, workers),
             mode=mode,
             alpha=alpha,
             strict=strict,
@@ -199,7 +208,7 @@ def apply(
             src,
             stats,
             str(output),
-            workers=workers,
+            workers=_workers(rep, workers),
             scale=scale,
             std=std,
             dtype=dtype,
@@ -248,7 +257,7 @@ def check(
         report = api.check(
             test_src,
             stats,
-            workers=workers,
+            workers=_workers(rep, workers),
             threshold=threshold,
             max_pixels=max_pixels,
             progress=progress,

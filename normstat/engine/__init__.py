@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 from .base import Engine, SerialEngine, WorkerDied, chunked, default_workers
 from .pool import PoolEngine
 
 __all__ = [
+    "IN_PROCESS",
     "Engine",
     "PoolEngine",
     "SerialEngine",
@@ -16,7 +19,16 @@ __all__ = [
 ]
 
 
+IN_PROCESS = "NORMSTAT_IN_PROCESS"
+
+
 def make_engine(workers: int | None) -> Engine:
-    """``workers`` processes (None or < 1: all cores); one runs in this process."""
-    n = default_workers() if workers is None or workers <= 0 else workers
-    return SerialEngine() if n == 1 else PoolEngine(n)
+    """``workers`` processes (None or < 1: all usable CPUs; never more than those). Even one
+    worker is a process, so a decoder that crashes it is named instead of killing normstat;
+    work runs in this process only when the environment sets NORMSTAT_IN_PROCESS=1 (--debug,
+    for tracebacks and debuggers)."""
+    if os.environ.get(IN_PROCESS) == "1":
+        return SerialEngine()
+    usable = default_workers()
+    n = usable if workers is None or workers <= 0 else min(workers, usable)
+    return PoolEngine(n)

@@ -33,6 +33,10 @@ class Engine(Protocol):
         """Results in task order; tasks are consumed as the work proceeds (a bounded window)."""
         ...
 
+    def crashes(self, fn: Callable[[T], R], task: T) -> bool:
+        """Whether ``fn(task)`` kills the process it runs in: finds the file that did."""
+        ...
+
     def __enter__(self) -> Engine: ...
 
     def __exit__(self, *exc: object) -> None: ...
@@ -52,6 +56,10 @@ class SerialEngine(AbstractContextManager["SerialEngine"]):
 
     def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
         return map(fn, tasks)
+
+    def crashes(self, fn: Callable[[T], R], item: T) -> bool:
+        """Whether ``fn(item)`` kills its process; unknowable in this one (it would die too)."""
+        return False
 
     def __exit__(self, *exc: object) -> None:
         return None

@@ -3,10 +3,15 @@ worker killed by a crashing C decoder reported as ``WorkerDied`` (never a hang).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import itertools
 import multiprocessing
 import os
+import signal
+import sys
 import threading
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -22,12 +27,40 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _quiet_worker() -> None:
-    """C decoders (libtiff) print warnings straight to file descriptor 2; from workers that
-    chatter would bury the progress bar, and each file's outcome is reported anyway."""
+def _worker_start() -> None:
+    """Each worker: ends when its parent does, and keeps file descriptor 2 quiet.
+
+    A SIGKILLed parent cannot stop its workers, so they watch it themselves: Linux kills the
+    worker when its parent dies (PR_SET_PDEATHSIG), and a watchdog thread exits when the parent
+    changes (elsewhere, and should the parent have died before the first line ran). The parent
+    is the main process under fork, the fork server otherwise (which ends with the main process).
+    C decoders (libtiff) print warnings straight to descriptor 2; from workers that chatter would
+    bury the progress bar, and each file's outcome is reported anyway."""
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent or parent == 1:
+        os._exit(1)
+    threading.Thread(target=_watch, args=(parent,), daemon=True, name="parent-watch").start()
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 class PoolEngine(SerialEngine):
@@ -43,14 +76,15 @@ class PoolEngine(SerialEngine):
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         pending = iter(items)
-        window: deque[tuple[T, Future[R]]] = deque(
-            (item, self._pool.submit(fn, item))
-            for item in itertools.islice(pending, self.workers * 4)
+        window: deque[tuple[T, Future[R] | None]] = deque(
+            (item, self._submit(fn, item)) for item in itertools.islice(pending, self.workers * 4)
         )
         index = 0
         while window:
             item, future = window[0]
             try:
+                if future is None:  # the pool broke before this item could be submitted
+                    raise BrokenProcessPool
                 result = future.result()
             except BrokenProcessPool:
                 # Every unfinished item fails with the pool; rerun them alone to find the killer.
@@ -58,9 +92,25 @@ class PoolEngine(SerialEngine):
                 raise WorkerDied(index) from None  # no item crashes alone: still an error
             window.popleft()
             for item in itertools.islice(pending, 1):
-                window.append((item, self._pool.submit(fn, item)))
+                window.append((item, self._submit(fn, item)))
             index += 1
             yield result
+
+    def _submit(self, fn: Callable[[T], R], item: T) -> Future[R] | None:
+        """None when the pool is already broken (a worker died while others ran): the item is
+        then rerun alone like the rest of the window, never an unexpected BrokenProcessPool."""
+        try:
+            return self._pool.submit(fn, item)
+        except BrokenProcessPool:
+            return None
+
+    def crashes(self, fn: Callable[[T], R], item: T) -> bool:
+        """Whether ``fn(item)`` kills the process it runs in (run alone in a fresh one)."""
+        try:
+            next(_isolate(fn, [item], 0))
+        except WorkerDied:
+            return True
+        return False
 
     def __exit__(self, *exc: object) -> None:
         self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
@@ -79,7 +129,7 @@ def _start_method() -> str:
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     context = multiprocessing.get_context(_start_method())
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker)
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start)
 
 
 def _isolate(fn: Callable[[T], R], items: list[T], first_index: int) -> Iterator[R]:

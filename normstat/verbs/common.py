@@ -4,7 +4,7 @@ engine (a worker killed by a crashing decoder named by the chunk's first image, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
@@ -86,20 +86,25 @@ def run_chunks(
     engine: Engine,
     fn: Callable[[Any], R],
     chunks: list[C],
-    tasks: Iterable[Any],
+    task_for: Callable[[C], Any],
     first: Callable[[C], str],
     doing: Callable[[C], str],
+    splits: bool = True,
 ) -> Iterator[tuple[C, R]]:
-    """Each chunk with its result, in order (``tasks`` may be made as the window moves). A
-    worker killed by a decoder crash is an InputError naming the chunk's ``first`` image."""
+    """Each chunk with its result, in order (tasks made by ``task_for`` as the window moves). A
+    worker killed by a decoder crash is an InputError naming the file: each item of the dead
+    chunk is rerun alone to find it (``splits``: a chunk is a list of items to do so)."""
     try:
-        yield from zip(chunks, engine.map(fn, tasks), strict=True)
+        yield from zip(chunks, engine.map(fn, map(task_for, chunks)), strict=True)
     except WorkerDied as exc:
         chunk = chunks[exc.index]
+        if splits and isinstance(chunk, list) and len(chunk) > 1:
+            for element in chunk:
+                if engine.crashes(fn, task_for([element])):  # type: ignore[arg-type]
+                    chunk = [element]  # type: ignore[assignment]
+                    break
         raise InputError(
-            first(chunk),
-            f"a worker process died {doing(chunk)} (a crash in a decoder);"
-            " rerun with --workers 1 to find the file",
+            first(chunk), f"a worker process died {doing(chunk)} (a crash in a decoder)"
         ) from None
 
 
@@ -148,11 +153,14 @@ def scan(
     if not items:
         raise InputError(source.name, "no files found")
     chunks = split(items, engine.workers)
-    tasks = (ScanTask(source, c, opts) for c in chunks)
     images: list[tuple[Item, Probe]] = []
     skipped: list[Skipped] = []
     done = 0
-    for chunk, results in run_chunks(engine, _probe_chunk, chunks, tasks, first_name, reading):
+
+    def task(c: list[Item]) -> ScanTask:
+        return ScanTask(source, c, opts)
+
+    for chunk, results in run_chunks(engine, _probe_chunk, chunks, task, first_name, reading):
         for item, res in zip(chunk, results, strict=True):
             if isinstance(res, Probe):
                 images.append((item, res))
@@ -174,7 +182,11 @@ def first_name(chunk: list[Any]) -> str:
 
 def reading(chunk: Sized) -> str:
     """What a worker was doing with a chunk (of items, images, or a stack's batch)."""
-    return f"reading this file or one of the {len(chunk) - 1} after it"
+    if not isinstance(chunk, list):
+        return "reading this stack"
+    return (
+        "reading it" if len(chunk) == 1 else f"reading it or one of the {len(chunk) - 1} after it"
+    )
 
 
 @dataclass(frozen=True, slots=True)

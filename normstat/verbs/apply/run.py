@@ -19,6 +19,7 @@ from normstat.options import ApplyOptions, ReadOptions
 from normstat.readers import Skipped
 from normstat.sources import Source
 from normstat.verbs.common import (
+    ImageRef,
     Progress,
     Skips,
     first_name,
@@ -152,21 +153,16 @@ def apply(
                         os.unlink(output_path(out, ref.rel))
             atomic_write_bytes(prov_path, (json.dumps(provenance, indent=2) + "\n").encode())
             chunks = split(refs, engine.workers)
-            tasks = [
-                WriteTask(
-                    source,
-                    [(ref, output_path(out, ref.rel), made_from.get(ref.rel)) for ref in c],
-                    mode.name,
-                    normalizer,
-                    opts.overwrite,
-                    read,
-                    journal,
+
+            def task(c: list[ImageRef]) -> WriteTask:
+                images = [(ref, output_path(out, ref.rel), made_from.get(ref.rel)) for ref in c]
+                return WriteTask(
+                    source, images, mode.name, normalizer, opts.overwrite, read, journal
                 )
-                for c in chunks
-            ]
+
             done = 0
             for chunk, outcomes in run_chunks(
-                engine, apply_chunk, chunks, tasks, first_name, reading
+                engine, apply_chunk, chunks, task, first_name, reading
             ):
                 for outcome in outcomes:
                     if isinstance(outcome, Skipped):

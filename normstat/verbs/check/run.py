@@ -12,6 +12,7 @@ from normstat.options import CheckOptions, ReadOptions
 from normstat.readers import Skipped
 from normstat.sources import Source, for_roots
 from normstat.verbs.common import (
+    ImageRef,
     Progress,
     first_name,
     image_refs,
@@ -56,10 +57,13 @@ def check(
         bad = list(skipped)
         refs = image_refs(images)
         chunks = split(refs, engine.workers)
-        tasks = (PrintTask(source, c, mode.name, read) for c in chunks)
+
+        def task(c: list[ImageRef]) -> PrintTask:
+            return PrintTask(source, c, mode.name, read)
+
         done = 0
         for chunk, prints in run_chunks(
-            engine, fingerprint_chunk, chunks, tasks, first_name, reading
+            engine, fingerprint_chunk, chunks, task, first_name, reading
         ):
             for ref, fprint in zip(chunk, prints, strict=True):
                 if isinstance(fprint, Skipped):
@@ -80,8 +84,11 @@ def check(
             results: list[Any] = []
             vchunks = split(jobs, engine.workers)
             train = for_roots(fp.roots)
-            vtasks = [VerifyTask(c, source, train, mode.name, read) for c in vchunks]
-            for _, res in run_chunks(engine, verify_chunk, vchunks, vtasks, first_name, _verifying):
+
+            def vtask(c: list[Any]) -> VerifyTask:
+                return VerifyTask(c, source, train, mode.name, read)
+
+            for _, res in run_chunks(engine, verify_chunk, vchunks, vtask, first_name, _verifying):
                 results.extend(res)
                 tick(progress, "verify", len(results), len(jobs))
             n = len(found.jobs)
@@ -98,4 +105,4 @@ def check(
 
 
 def _verifying(chunk: list[Any]) -> str:
-    return "verifying this test image or one after it"
+    return "verifying it" if len(chunk) == 1 else "verifying it or a test image after it"

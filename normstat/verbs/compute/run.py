@@ -107,13 +107,16 @@ def _reduce_pass(
     counts: Counter[str] = Counter()
     deferred: list[Item] = []
     chunks = split(items, engine.workers)
-    tasks = (FileTask(source, c, target.name, opts.read) for c in chunks)
+
+    def task(c: list[Item]) -> FileTask:
+        return FileTask(source, c, target.name, opts.read)
+
     done = 0
     results: Iterator[tuple[list[Item], ChunkResult]]
     if xp is np:
-        results = run_chunks(engine, reduce_chunk, chunks, tasks, _first, reading)
+        results = run_chunks(engine, reduce_chunk, chunks, task, _first, reading)
     else:  # decoded by the workers, reduced on the GPU here
-        decoded = run_chunks(engine, decode_chunk, chunks, tasks, _first, reading)
+        decoded = run_chunks(engine, decode_chunk, chunks, task, _first, reading)
         results = DeviceReducer(target, xp).files(decoded)
     for chunk, result in results:
         counts.update(m for m in result.canonical if m is not None)
@@ -124,6 +127,10 @@ def _reduce_pass(
         done += len(chunk)
         tick(progress, "compute", done, len(items))
     return acc, counts, deferred
+
+
+def _same(task: ArrayTask) -> ArrayTask:
+    return task
 
 
 def _first(chunk: list[Item] | ArrayTask) -> str:
@@ -146,7 +153,7 @@ def _add_arrays(
         for task in array_tasks(source, item, p, acc.mode.name, reduce=xp is np)
     ]
     results: Iterator[tuple[ArrayTask, ChunkResult]]
-    results = run_chunks(engine, array_chunk, tasks, tasks, _first, reading)
+    results = run_chunks(engine, array_chunk, tasks, _same, _first, reading, splits=False)
     if xp is not np:  # fingerprinted by the workers, reduced on the GPU here
         results = DeviceReducer(acc.mode, xp).arrays(results)
     done, total = 0, sum(p.count for _, p in arrays)
