@@ -7,15 +7,19 @@ without breaking old manifests. Entries carry a fixed timestamp, so equal data g
 
 from __future__ import annotations
 
-import os
+import itertools
 import zipfile
+from collections.abc import Callable
 from typing import BinaryIO
 
 import numpy as np
 
 from normstat.fingerprints import Fingerprints
+from normstat.modes import Mode
 
-__all__ = ["SIDECAR_FORMAT", "read_sidecar", "write_sidecar"]
+from .npz import NpzError, StoredNpz
+
+__all__ = ["SIDECAR_FORMAT", "NpzError", "read_sidecar", "write_sidecar"]
 
 SIDECAR_FORMAT = "normstat/fingerprints@1"
 REQUIRED = ("root", "path_offsets", "path_bytes", "pixel_hash", "dhash", "height", "width")
@@ -53,38 +57,66 @@ def write_sidecar(fp: Fingerprints, fh: BinaryIO, histogram: np.ndarray | None =
                 np.lib.format.write_array(member, arr, allow_pickle=False)
 
 
-def read_sidecar(path: str, roots: list[str]) -> tuple[Fingerprints, np.ndarray | None]:
-    """Load a sidecar and its optional histogram; raises ValueError naming what is wrong."""
-    if not os.path.isfile(path):
-        raise ValueError("fingerprint sidecar is missing")
+def read_sidecar(
+    fh: BinaryIO, size: int, roots: list[str], rows: int, mode: Mode
+) -> tuple[Fingerprints, np.ndarray | None]:
+    """The fingerprints of ``rows`` contributors (and the histogram) from the open sidecar
+    ``fh`` of ``size`` bytes; NpzError naming what is wrong. Every array's dtype and shape is
+    checked from its header before it is read, and every stored path must stay inside its root
+    (check joins them with ``roots`` and opens them)."""
+    npz = StoredNpz(fh, size)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in REQUIRED if k not in npz.files]
-            if missing:
-                raise ValueError(f"fingerprint sidecar lacks {', '.join(missing)}")
-            arrays = {k: npz[k] for k in REQUIRED}
-            hist = npz["histogram"] if "histogram" in npz.files else None
-            phash = npz["phash"] if "phash" in npz.files else None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise ValueError(f"fingerprint sidecar is unreadable: {exc}") from None
-    offsets, blob = arrays["path_offsets"], arrays["path_bytes"].tobytes()
-    paths = [
-        blob[offsets[i] : offsets[i + 1]].decode("utf-8", "surrogateescape")
-        for i in range(len(offsets) - 1)
-    ]
-    n = len(paths)
-    if any(len(arrays[k]) != n for k in ("root", "pixel_hash", "dhash", "height", "width")) or (
-        phash is not None and len(phash) != n
-    ):
-        raise ValueError("fingerprint sidecar arrays have different lengths")
-    fp = Fingerprints(
-        roots,
-        arrays["root"],
-        paths,
-        arrays["pixel_hash"],
-        arrays["dhash"],
-        arrays["height"],
-        arrays["width"],
-        phash,
-    )
+        missing = [k for k in REQUIRED if k not in npz]
+        if missing:
+            raise NpzError(f"lacks {', '.join(missing)}")
+        rows_of = _rows(rows)
+        offsets = npz.array("path_offsets", "int64", _rows(rows + 1))
+        if offsets[0] != 0 or bool(np.any(np.diff(offsets) <= 0)):
+            raise NpzError("path_offsets must rise from 0 (one non-empty path per row)")
+        blob = npz.array("path_bytes", "uint8", _rows(int(offsets[-1]))).tobytes()
+        root = npz.array("root", "uint32", rows_of)
+        if rows and int(root.max()) >= len(roots):
+            raise NpzError(f"root index {int(root.max())} is past the {len(roots)} sources")
+        fp = Fingerprints(
+            roots,
+            root,
+            _paths(blob, offsets),
+            npz.array("pixel_hash", "uint8", _exact((rows, 16))),
+            npz.array("dhash", "uint64", rows_of),
+            npz.array("height", "uint32", rows_of),
+            npz.array("width", "uint32", rows_of),
+            npz.array("phash", "uint64", rows_of) if "phash" in npz else None,
+        )
+        hist = None
+        if "histogram" in npz:
+            shape = (len(mode.channels), mode.bins)
+            if not mode.integer:
+                raise NpzError(f"holds a histogram, but mode {mode.name} has none")
+            hist = npz.array("histogram", "int64", _exact(shape))
+            if bool(np.any(hist < 0)):
+                raise NpzError("histogram holds a negative count")
+    finally:
+        npz.close()
     return fp, hist
+
+
+def _exact(shape: tuple[int, ...]) -> Callable[[tuple[int, ...]], str | None]:
+    return lambda found: None if found == shape else f"has shape {found}, not {shape}"
+
+
+def _rows(n: int) -> Callable[[tuple[int, ...]], str | None]:
+    return lambda found: None if found == (n,) else f"has shape {found}, not ({n},)"
+
+
+def _paths(blob: bytes, offsets: np.ndarray) -> list[str]:
+    """The stored relative paths; each must be relative and free of '..' and NUL."""
+    if b"\0" in blob:
+        raise NpzError("a stored path holds a NUL byte")
+    bounds = offsets.tolist()
+    paths = []
+    for start, end in itertools.pairwise(bounds):
+        raw = blob[start:end]
+        if raw.startswith(b"/") or b".." in raw.split(b"/"):
+            raise NpzError(f"stored path {raw[:60]!r} leads outside its source")
+        paths.append(raw.decode("utf-8", "surrogateescape"))
+    return paths

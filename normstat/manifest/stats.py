@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -12,15 +13,27 @@ from typing import Any
 import numpy as np
 
 from normstat.errors import ManifestError
-from normstat.fileops import TempFile, atomic_write_bytes, sha256_file
+from normstat.fileops import (
+    TempFile,
+    atomic_write_bytes,
+    open_regular,
+    replaceable,
+    sha256_file,
+)
 from normstat.fingerprints import Fingerprints
 from normstat.modes import Mode, get_mode
 from normstat.reduce import DatasetMoments
 
-from .sidecar import SIDECAR_FORMAT, read_sidecar, write_sidecar
-from .validate import validate
+from .reading import read_document
+from .sidecar import SIDECAR_FORMAT, NpzError, read_sidecar, write_sidecar
+from .statistics import check_histogram
+from .validate import plain_name, validate
+from .values import Reader
 
 __all__ = ["Stats"]
+
+SIDECAR_BASE_BYTES = 64 << 20  # zip and .npy headers, the histogram, arrays added later
+SIDECAR_BYTES_PER_IMAGE = 64 << 10  # a row is ~60 bytes plus its path (PATH_MAX is 4096)
 
 
 _NUMBER_LIST = re.compile(r"\[\s*(-?[0-9][0-9.eE+-]*(?:,\s*-?[0-9][0-9.eE+-]*)*)\s*\]")
@@ -40,13 +53,13 @@ def sidecar_name(manifest_path: str, sha256: str) -> str:
 
 
 def _previous_sidecar(path: str) -> str | None:
-    """The sidecar an existing manifest at ``path`` points to, if it is a normstat manifest."""
+    """The sidecar an existing manifest at ``path`` points to, if it is a normstat manifest
+    (read as any manifest is: a FIFO there must not block the save)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            name = json.load(fh)["sidecar"]["path"]
-    except (OSError, ValueError, KeyError, TypeError):
+        name = read_document(path)["sidecar"]["path"]
+    except (ManifestError, KeyError, TypeError):
         return None
-    return name if isinstance(name, str) and "/" not in name and os.sep not in name else None
+    return name if isinstance(name, str) and plain_name(name) else None
 
 
 @dataclass
@@ -92,10 +105,13 @@ class Stats:
 
     def partial(self) -> DatasetMoments:
         """The exact mergeable statistics back from ``state`` (and the sidecar's histogram)."""
+        mode = self.dataset_mode()
+        if mode.integer and self.histogram is None:
+            raise ManifestError(self.path, "fingerprint sidecar lacks the histogram to merge")
         raw = self.data.get("raw", {})
         return DatasetMoments.from_state(
             self.data["state"],
-            mode=self.dataset_mode(),
+            mode=mode,
             images=self.images,
             hist=self.histogram,
             lo=raw.get("min"),
@@ -109,9 +125,11 @@ class Stats:
     def save(self, path: str) -> None:
         """Write the sidecar, then the manifest pointing to it, each atomically; then remove the
         sidecar the replaced manifest pointed to. A crash at any point leaves a loadable manifest.
+        ``path`` may replace only a manifest (OutputError for an image, a folder, a FIFO).
         """
         if self.fingerprints is None:
             raise ManifestError(path, "statistics have no fingerprints to save")
+        replaceable(path, "stats manifest", "normstat/stats@")
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         previous = _previous_sidecar(path)
@@ -139,30 +157,56 @@ class Stats:
                 os.unlink(os.path.join(folder, previous))
 
     @classmethod
-    def load(cls, path: str, *, with_fingerprints: bool = True) -> Stats:
-        """Read and validate a manifest; any defect is a ManifestError naming the reason."""
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except FileNotFoundError:
-            raise ManifestError(path, "no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ManifestError(path, f"cannot read manifest: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise ManifestError(path, f"not JSON ({exc.msg}, line {exc.lineno})") from None
+    def load(
+        cls, path: str, *, with_fingerprints: bool = True, verify_sidecar: bool = True
+    ) -> Stats:
+        """Read and validate a manifest; any defect is a ManifestError naming the reason.
+
+        The sidecar is hashed (streamed, never inflated) unless ``verify_sidecar`` is False, and
+        parsed only ``with_fingerprints``: mean and std need no sidecar, so a hostile one cannot
+        drive ``show`` or ``apply`` to gigabytes."""
+        data = read_document(path)
         validate(data, path)
         stats = cls(data, path=path)
-        sidecar = data["sidecar"]
-        side_path = os.path.join(os.path.dirname(os.path.abspath(path)), sidecar["path"])
-        if not os.path.isfile(side_path):
-            raise ManifestError(path, f"fingerprint sidecar {sidecar['path']} is missing")
-        if sha256_file(side_path) != sidecar.get("sha256"):
-            raise ManifestError(
-                path, f"fingerprint sidecar {sidecar['path']} does not match its sha256"
-            )
-        if with_fingerprints:
-            try:
-                stats.fingerprints, stats.histogram = read_sidecar(side_path, list(data["sources"]))
-            except ValueError as exc:
-                raise ManifestError(path, str(exc)) from None
+        if with_fingerprints or verify_sidecar:
+            stats.fingerprints, stats.histogram = _sidecar(path, data, with_fingerprints)
+            if stats.histogram is not None:
+                check_histogram(Reader(path), stats.histogram, data)
         return stats
+
+
+def _sidecar(
+    path: str, data: dict[str, Any], parse: bool
+) -> tuple[Fingerprints | None, np.ndarray | None]:
+    """Open the sidecar once (no FIFO, no device), bound its size by the image count, match its
+    sha256, then (``parse``) read its arrays from the same descriptor: nothing can swap it."""
+    name = data["sidecar"]["path"]
+    side_path = os.path.join(os.path.dirname(os.path.abspath(path)), name)
+    try:
+        fh = open_regular(side_path)
+    except FileNotFoundError:
+        raise ManifestError(path, f"fingerprint sidecar {name} is missing") from None
+    except OSError as exc:
+        raise ManifestError(path, f"fingerprint sidecar {name} cannot be read: {exc}") from None
+    with fh:
+        size = os.fstat(fh.fileno()).st_size
+        limit = SIDECAR_BASE_BYTES + SIDECAR_BYTES_PER_IMAGE * data["images"]
+        if size > limit:
+            raise ManifestError(
+                path, f"fingerprint sidecar {name} is {size} bytes, more than {limit} allowed"
+            )
+        try:
+            digest = hashlib.sha256()
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+            if digest.hexdigest() != data["sidecar"]["sha256"]:
+                raise ManifestError(path, f"fingerprint sidecar {name} does not match its sha256")
+            if not parse:
+                return None, None
+            fh.seek(0)
+            mode = get_mode(data["mode"])
+            return read_sidecar(fh, size, list(data["sources"]), data["images"], mode)
+        except OSError as exc:
+            raise ManifestError(path, f"fingerprint sidecar {name} cannot be read: {exc}") from None
+        except NpzError as exc:
+            raise ManifestError(path, f"fingerprint sidecar {name} {exc}") from None

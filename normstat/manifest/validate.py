@@ -1,54 +1,175 @@
-"""Validation of a loaded manifest document: the stable contract, checked in one place."""
+"""Validation of a loaded manifest document, complete and in one place: every key a verb reads
+is type-checked here, and the statistics are checked against the exact ``state`` they came from
+(statistics.py), so a tampered manifest is one ManifestError and never a wrong result later."""
 
 from __future__ import annotations
 
-import math
-import os
+import re
 from typing import Any
 
-from normstat.errors import ManifestError
+from normstat.modes import Mode, get_mode
+from normstat.options import ALPHAS, DEVICES, NPY_LAYOUTS
+from normstat.reduce import PERCENTILES
 
-__all__ = ["REQUIRED_KEYS", "SCHEMA", "validate"]
+from .sidecar import SIDECAR_FORMAT
+from .statistics import check_statistics
+from .values import Reader
+
+__all__ = ["REQUIRED_KEYS", "SCHEMA", "plain_name", "validate"]
 
 SCHEMA = "normstat/stats@1"
-REQUIRED_KEYS = ("schema", "mean", "std", "channels", "images", "skipped", "mode", "sidecar")
+REQUIRED_KEYS = (
+    "schema",
+    "options",
+    "sources",
+    "mode",
+    "channels",
+    "dtype",
+    "max_value",
+    "images",
+    "pixels",
+    "mean",
+    "std",
+    "std_per_image_mean",
+    "raw",
+    "skipped",
+    "files",
+    "state",
+    "sidecar",
+)
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_PERCENTILE_KEYS = tuple(f"{q:g}" for q in PERCENTILES)
 
 
-def _finite_list(data: dict[str, Any], key: str, n: int, path: str) -> None:
-    values = data[key]
-    if not isinstance(values, list) or len(values) != n:
-        raise ManifestError(path, f"'{key}' must be a list of {n} numbers, one per channel")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise ManifestError(path, f"'{key}' holds a non-finite or non-numeric value: {v!r}")
+def plain_name(name: str) -> bool:
+    """A file name beside the manifest: no folder part, nothing that could lead elsewhere."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
 
 
 def validate(data: Any, path: str) -> None:
-    """Check the stable contract: schema, keys, one finite mean and positive std per channel."""
+    """Check the whole document: schema, keys, their types and ranges, and the statistics."""
+    r = Reader(path)
     if not isinstance(data, dict):
-        raise ManifestError(path, "manifest is not a JSON object")
+        r.fail("manifest is not a JSON object")
     schema = data.get("schema")
     if not isinstance(schema, str) or not schema.startswith("normstat/stats@"):
-        raise ManifestError(path, f"not a normstat manifest (schema {schema!r})")
+        shown = schema if isinstance(schema, str | None) else type(schema).__name__
+        r.fail(f"not a normstat manifest (schema {shown!r})")
     if schema != SCHEMA:
-        raise ManifestError(path, f"unsupported schema {schema!r}; this normstat reads {SCHEMA!r}")
+        r.fail(f"unsupported schema {schema[:40]!r}; this normstat reads {SCHEMA!r}")
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
-        raise ManifestError(path, f"manifest lacks key(s): {', '.join(missing)}")
+        r.fail(f"manifest lacks key(s): {', '.join(missing)}")
+    mode = _mode(r, data)
+    _sources(r, data["sources"])
+    _options(r, data["options"])
+    n = len(mode.channels)
+    images = r.integer(data["images"], "images", 1)
+    r.integer(data["pixels"], "pixels", images)
+    for key in ("mean", "std", "std_per_image_mean"):
+        values = r.numbers(data[key], key, n)
+        if key != "mean" and any(v < 0 for v in values):
+            r.fail(f"'{key}' holds a negative value")
+    for key in ("min", "max"):
+        if key in data:
+            r.numbers(data[key], key, n)
+    _raw(r, data["raw"], mode)
+    _skipped(r, data["skipped"])
+    files = r.obj(data["files"], "files")
+    if r.integer(r.key(files, "count", "files"), "files.count") != images:
+        r.fail(f"'files.count' is not the image count {images}")
+    if not isinstance(files.get("sha256"), str) or not _HEX64.fullmatch(files["sha256"]):
+        r.fail("'files.sha256' must be 64 hex digits")
+    for key in ("modes", "converted"):
+        if key in data:
+            counts = r.obj(data[key], key)
+            for name, count in counts.items():
+                r.integer(count, f"{key}.{name[:40]}")
+    for key in ("tool", "created"):
+        if key in data:
+            r.text(data[key], key)
+    _sidecar(r, data["sidecar"])
+    check_statistics(r, data, mode)
+
+
+def _mode(r: Reader, data: dict[str, Any]) -> Mode:
+    """The mode, and the channels, dtype and scale that must be exactly the mode's: a manifest
+    saying L with 3 channels would make check compare the wrong pixels and miss every leak."""
+    name = data["mode"]
+    if not isinstance(name, str):
+        r.fail("'mode' must be a string")
+    try:
+        mode = get_mode(name)
+    except ValueError as exc:
+        r.fail(str(exc))
     channels = data["channels"]
     if not isinstance(channels, list) or not channels:
-        raise ManifestError(path, "'channels' must be a non-empty list")
-    n = len(channels)
-    _finite_list(data, "mean", n, path)
-    _finite_list(data, "std", n, path)
-    if any(s < 0 for s in data["std"]):
-        raise ManifestError(path, "'std' holds a negative value")
-    if not isinstance(data["images"], int) or data["images"] < 0:
-        raise ManifestError(path, "'images' must be a non-negative integer")
-    if not isinstance(data["skipped"], list):
-        raise ManifestError(path, "'skipped' must be a list")
-    sidecar = data["sidecar"]
+        r.fail("'channels' must be a non-empty list")
+    if channels != list(mode.channels):
+        shown = channels if len(channels) <= 8 else f"{len(channels)} channels"
+        r.fail(f"'channels' {shown} do not match mode {mode.name} {list(mode.channels)}")
+    if data["dtype"] != mode.dtype:
+        r.fail(f"'dtype' must be {mode.dtype} for mode {mode.name}")
+    max_value = data["max_value"]
+    if isinstance(max_value, bool) or max_value != mode.max_value:
+        r.fail(f"'max_value' must be {mode.max_value:g} for mode {mode.name}")
+    return mode
+
+
+def _sources(r: Reader, sources: Any) -> None:
+    if not isinstance(sources, list) or not sources:
+        r.fail("'sources' must be a non-empty list of source roots")
+    for root in sources:
+        r.text(root, "sources", empty=False)
+
+
+def _options(r: Reader, options: Any) -> None:
+    """The options compute recorded; those a verb reads back (npy_layout) must be valid."""
+    options = r.obj(options, "options")
+    if "npy_layout" in options:
+        r.choice(options["npy_layout"], "options.npy_layout", NPY_LAYOUTS)
+    if "alpha" in options:
+        r.choice(options["alpha"], "options.alpha", ALPHAS)
+    if "device" in options:
+        r.choice(options["device"], "options.device", DEVICES)
+    if "mode" in options:
+        r.text(options["mode"], "options.mode")
+    if "strict" in options and not isinstance(options["strict"], bool):
+        r.fail("'options.strict' must be true or false")
+    if options.get("max_pixels") is not None:
+        r.integer(options["max_pixels"], "options.max_pixels", 1)
+
+
+def _raw(r: Reader, raw: Any, mode: Mode) -> None:
+    raw = r.obj(raw, "raw")
+    n = len(mode.channels)
+    for key in ("mean", "var", "std", "std_per_image_mean", "min", "max"):
+        r.numbers(r.key(raw, key, "raw"), f"raw.{key}", n)
+    if "percentiles" not in raw:
+        return
+    pct = r.obj(raw["percentiles"], "raw.percentiles")
+    if not mode.integer or sorted(pct) != sorted(_PERCENTILE_KEYS):
+        r.fail(f"'raw.percentiles' must hold {', '.join(_PERCENTILE_KEYS)} for mode {mode.name}")
+    for key, values in pct.items():
+        r.integers(values, f"raw.percentiles.{key}", n, 0, int(mode.max_value))
+
+
+def _skipped(r: Reader, skipped: Any) -> None:
+    if not isinstance(skipped, list):
+        r.fail("'skipped' must be a list")
+    for item in skipped:
+        if not isinstance(item, dict):
+            r.fail("'skipped' must hold {path, reason} objects")
+        r.text(r.key(item, "path", "skipped"), "skipped.path")
+        r.text(r.key(item, "reason", "skipped"), "skipped.reason")
+
+
+def _sidecar(r: Reader, sidecar: Any) -> None:
     if not isinstance(sidecar, dict) or not isinstance(sidecar.get("path"), str):
-        raise ManifestError(path, "'sidecar' must name the fingerprint file")
-    if os.path.isabs(sidecar["path"]) or ".." in sidecar["path"].split("/"):
-        raise ManifestError(path, "'sidecar' path must stay beside the manifest")
+        r.fail("'sidecar' must name the fingerprint file")
+    if not plain_name(sidecar["path"]):
+        r.fail("'sidecar' path must stay beside the manifest (a plain file name)")
+    if not isinstance(sidecar.get("sha256"), str) or not _HEX64.fullmatch(sidecar["sha256"]):
+        r.fail("'sidecar.sha256' must be 64 hex digits")
+    if sidecar.get("format", SIDECAR_FORMAT) != SIDECAR_FORMAT:
+        r.fail(f"'sidecar.format' must be {SIDECAR_FORMAT!r}")
