@@ -295,6 +295,23 @@ def test_check_that_checked_nothing_exits_2(train: tuple[Path, Path], tmp_path: 
     assert "Checked 0" not in result.stdout
 
 
+# 9. apply skips what compute skipped.
+
+ODD_IMAGES = Path(__file__).resolve().parents[1].parent / "shared/corpora/odd-images"
+
+
+@pytest.mark.skipif(not ODD_IMAGES.is_dir(), reason="shared/corpora/odd-images is not present")
+def test_apply_on_the_odd_images_skips_exactly_what_compute_skipped(tmp_path: Path) -> None:
+    """Pillow's test images: 0.2.0's compute succeeded and its apply wrote zero arrays."""
+    stats = normstat.compute(ODD_IMAGES, workers=2)
+    stats.save(str(tmp_path / "stats.json"))
+    result = normstat.apply(ODD_IMAGES, tmp_path / "stats.json", tmp_path / "out", workers=2)
+    assert [(s.path, s.reason) for s in result.skipped] == [
+        (s["path"], s["reason"]) for s in stats.skipped
+    ]
+    assert result.written == stats.images == len(_npy(tmp_path / "out"))
+
+
 # 12. Contributors named by the manifest.
 
 
