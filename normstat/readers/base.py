@@ -27,6 +27,7 @@ __all__ = [
     "SingleImageReader",
     "Skipped",
     "image_name",
+    "one_line",
     "parse_image_name",
     "unreadable",
 ]
@@ -34,10 +35,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Skipped:
-    """An image that does not contribute, and why; counted into the manifest."""
+    """An image that does not contribute, and why; counted into the manifest. The reason is
+    made one deterministic line here, whoever words it: manifests of the same data compare
+    equal, and a reason (often a library's message) never writes control characters."""
 
     path: str
     reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", one_line(self.reason))
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,22 @@ def parse_image_name(name: str) -> tuple[str, int] | None:
     return (match[1], int(match[2])) if match else None
 
 
+_ADDRESS = re.compile(r" (?:object )?at 0x[0-9a-fA-F]+")  # in reprs: differs between runs
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_REASON = 300  # characters: a library may quote a whole (hostile) header in its message
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line: control characters escaped (``\\x1b``), memory addresses in
+    object reprs dropped, cut to ``MAX_REASON`` characters."""
+    text = _ADDRESS.sub("", text.replace("\r\n", " ").replace("\n", " ")).strip()
+    text = _CONTROL.sub(lambda m: ascii(m[0])[1:-1], text)
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
 def unreadable(exc: BaseException) -> str:
-    """The reason for a file that cannot even be read (permissions, I/O errors, a vanished item)."""
+    """The reason for a file that cannot even be read (permissions, I/O errors, a vanished item,
+    not a regular file): the system's words without errno number or path, the same each run."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"unreadable: {exc.strerror}"
     return f"unreadable: {describe(exc)}"

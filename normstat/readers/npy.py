@@ -13,6 +13,7 @@ alpha channel is dropped. Each image of a stack is one image for counts and fing
 
 from __future__ import annotations
 
+import ast
 import io
 import math
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from normstat.options import ReadOptions
 
 from .base import Decoded, Probe, Skipped, image_name
 from .convert import convert
+from .limits import file_size, plausible_size
 
 __all__ = ["MAGIC", "READER", "ArrayProbe", "NpyReader", "read_batch"]
 
@@ -55,33 +57,70 @@ class ArrayProbe(Probe):
         return self.count * self.height * self.width * self.channels * np.dtype(self.dtype).itemsize
 
 
+_MAX_HEADER = 10_000  # bytes: NumPy's own limit for headers it parses without trust
+_KEYS = {"descr", "fortran_order", "shape"}
+
+
+def _header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """(shape, fortran order, dtype, data offset) of a ``.npy`` file, parsed here rather than by
+    NumPy: every format version (1.0-3.0), and every refusal a short reason that is the same
+    each run (NumPy's messages quote the header and reprs with memory addresses)."""
+    f.seek(0)
+    magic = f.read(8)
+    if len(magic) < 8 or not magic.startswith(MAGIC):
+        raise ValueError("truncated .npy magic")
+    major, minor = magic[6], magic[7]
+    if major not in (1, 2, 3):
+        raise ValueError(f"unsupported .npy format version {major}.{minor}")
+    width = 2 if major == 1 else 4
+    length = int.from_bytes(f.read(width), "little")
+    if length > _MAX_HEADER:
+        raise ValueError(f"header of {length} bytes (at most {_MAX_HEADER})")
+    raw = f.read(length)
+    if len(raw) < length:
+        raise ValueError(f"truncated header ({len(raw)} of {length} bytes)")
+    try:
+        header = ast.literal_eval(raw.decode("utf-8" if major == 3 else "latin1"))
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError, UnicodeError):
+        raise ValueError("header is not a Python literal") from None
+    if not isinstance(header, dict) or set(header) != _KEYS:
+        raise ValueError("header is not a dictionary of descr, fortran_order and shape")
+    shape, fortran = header["shape"], header["fortran_order"]
+    if not isinstance(shape, tuple) or not all(type(n) is int and 0 <= n < 1 << 62 for n in shape):
+        raise ValueError("header shape is not a tuple of sizes")
+    if type(fortran) is not bool:
+        raise ValueError("header fortran_order is not True or False")
+    try:
+        dtype = np.lib.format.descr_to_dtype(header["descr"])
+    except Exception:
+        raise ValueError("header descr is not a NumPy dtype") from None
+    if dtype.hasobject:
+        raise ValueError("array of Python objects (never unpickled)")
+    return shape, fortran, dtype, 8 + width + length
+
+
 class _Array:
     """The array of a .npy file object: header parsed, data mapped (files with a descriptor)
-    or read by ranges (any other seekable file object)."""
+    or read by ranges (any other seekable file object). The file's size must be what the
+    header declares (a shorter file has lost data; a far longer one is not this array) before
+    anything is mapped or allocated."""
 
     def __init__(self, f: BinaryIO) -> None:
-        f.seek(0)
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:  # 3.0: a UTF-8 header; NumPy has no public reader for it
-            read_header = np.lib.format._read_array_header  # type: ignore[attr-defined]
-            shape, fortran, dtype = read_header(f, version)
-        if dtype.hasobject:
-            raise ValueError("Array can't be memory-mapped: Python objects in dtype.")
-        self.f, self.shape, self.dtype, self.fortran = f, tuple(shape), dtype, fortran
-        self.offset = f.tell()
+        shape, fortran, dtype, self.offset = _header(f)
+        self.f, self.shape, self.dtype, self.fortran = f, shape, dtype, fortran
         self.map: Any = None
+        need = self.offset + math.prod(shape) * dtype.itemsize
+        size = file_size(f)
+        if size < need:
+            raise ValueError(f"file holds {size} bytes, its header declares {need}")
+        if size > plausible_size(need):
+            raise ValueError(f"file of {size} bytes is far larger than its array ({need} bytes)")
         try:
             f.fileno()
         except (OSError, AttributeError, io.UnsupportedOperation):
-            need = self.offset + math.prod(self.shape) * dtype.itemsize
-            size = f.seek(0, io.SEEK_END)
-            if size < need:
-                raise ValueError(f"file holds {size} bytes, the array needs {need}") from None
             return
+        if math.prod(shape) == 0:
+            return  # nothing to map (mmap refuses empty ranges); the probe skips it
         order = "F" if fortran else "C"
         self.map = np.memmap(f, dtype=dtype, mode="r", offset=self.offset, shape=shape, order=order)  # type: ignore[call-overload]
 
@@ -90,8 +129,9 @@ class _Array:
         if self.map is not None:
             return read_batch(self.map, probe, start, stop)
         if self.fortran:  # no contiguous rows to seek to: the whole array, then the slice
-            self.f.seek(0)
-            whole = np.lib.format.read_array(self.f, allow_pickle=False)
+            self.f.seek(self.offset)
+            data = self.f.read(math.prod(self.shape) * self.dtype.itemsize)
+            whole = np.frombuffer(data, dtype=self.dtype).reshape(self.shape, order="F")
             return read_batch(whole, probe, start, stop)
         per_image = math.prod(self.shape[1:] if probe.stacked else self.shape)
         first, count = (start, stop - start) if probe.stacked else (0, 1)
@@ -103,7 +143,8 @@ class _Array:
 
 
 def _unreadable(exc: BaseException) -> str:
-    return f"unreadable .npy file: {describe(exc)}"
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else describe(exc)
+    return f"unreadable .npy file: {text}"
 
 
 def _kind(dtype: np.dtype) -> str | None:

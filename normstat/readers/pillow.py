@@ -7,6 +7,7 @@ take fast paths (``jpeg.py``, ``png.py``) that give Pillow's pixels exactly.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -24,6 +25,7 @@ from normstat.options import ReadOptions
 from . import jpeg, png
 from .base import Decoded, Probe, Skipped, unreadable
 from .convert import convert, oriented
+from .limits import ALLOWANCE, HEADER_BUDGET, Window, file_size, mib, oversized
 
 __all__ = ["READER", "PillowReader", "canonical_mode", "has_image_extension", "reason"]
 
@@ -131,10 +133,16 @@ def _load(
     max_pixels = opts.max_pixels
     fast = None
     try:
+        size = file_size(fh)
         magic = fh.read(8)
+        # Small files are read as they are; a large one only once its header justifies it.
+        whole = size <= ALLOWANCE or _large_file(fh, path, size, max_pixels)
+        if isinstance(whole, Skipped):
+            return whole, whole
         reader = _FAST.get(magic) or _FAST.get(magic[:3])
-        if reader is not None:
-            fast = reader(magic + fh.read(), target.name if target else None, max_pixels)
+        if reader is not None and whole:
+            fh.seek(0)
+            fast = reader(fh.read(), target.name if target else None, max_pixels)
     except OSError:  # Pillow's open below words the reason
         pass
     fh.seek(0)
@@ -156,6 +164,43 @@ def _load(
     except Exception as exc:
         skip = Skipped(path, reason(exc, max_pixels))
         return skip, skip
+
+
+_SAMPLE_BYTES = {"I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+
+
+def _large_file(fh: IO[bytes], path: str, size: int, max_pixels: int | None) -> Skipped | bool:
+    """Whether a file over ``ALLOWANCE`` may be read: its header is parsed from at most
+    ``HEADER_BUDGET`` bytes (Pillow keeps every metadata chunk it meets), and the file must not
+    be larger than its first image, times its frames, could need. True: one image's worth, so
+    the fast paths may read it whole; False: Pillow reads it (several frames, or a header that
+    fails here as it will fail there, with its own reason)."""
+    window = Window(fh, HEADER_BUDGET)
+    try:
+        with _opened(io.BufferedReader(window), max_pixels) as im:
+            width, height = im.size
+            raw = width * height * len(im.getbands()) * _SAMPLE_BYTES.get(im.mode, 1)
+            what = f"{width}×{height} {im.mode} image"
+            if oversized(size, raw, what) is None:
+                return True
+            try:
+                frames = int(getattr(im, "n_frames", 1))
+            except Exception:  # a broken later frame: the first is what is read
+                frames = 1
+            if window.exhausted:  # more frames than the header budget shows: cannot tell
+                return False
+            why = oversized(size, raw * frames, f"{what} × {frames} frames" if frames > 1 else what)
+            return Skipped(path, why) if why else False
+    except Exception:
+        if window.exhausted:
+            return Skipped(
+                path,
+                f"no image header in the first {mib(HEADER_BUDGET)} of a file of {size} bytes;"
+                " refusing to read further",
+            )
+        return False
+    finally:
+        fh.seek(0)
 
 
 def _read_png16(fh: IO[bytes]) -> np.ndarray:
