@@ -30,6 +30,7 @@ __all__ = [
     "open_regular",
     "replaceable",
     "sha256_file",
+    "stays_inside",
 ]
 
 _KINDS = (
@@ -188,6 +189,12 @@ def sha256_file(path: str) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def stays_inside(rel: str) -> bool:
+    """A relative name that stays under its root as written: not empty or absolute, no ``..``
+    component, no NUL. The rule for every name a manifest gives."""
+    return bool(rel) and not rel.startswith("/") and "\0" not in rel and ".." not in rel.split("/")
 
 
 def is_inside(path: str, root: str) -> bool:

@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from normstat.fileops import stays_inside
 from normstat.fingerprints import Fingerprints
 from normstat.modes import Mode
 
@@ -115,8 +116,8 @@ def _paths(blob: bytes, offsets: np.ndarray) -> list[str]:
     bounds = offsets.tolist()
     paths = []
     for start, end in itertools.pairwise(bounds):
-        raw = blob[start:end]
-        if raw.startswith(b"/") or b".." in raw.split(b"/"):
-            raise NpzError(f"stored path {raw[:60]!r} leads outside its source")
-        paths.append(raw.decode("utf-8", "surrogateescape"))
+        path = blob[start:end].decode("utf-8", "surrogateescape")
+        if not stays_inside(path):
+            raise NpzError(f"stored path {path[:60]!r} leads outside its source")
+        paths.append(path)
     return paths

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from normstat.fileops import stays_inside
 from normstat.fingerprints import gray_image, phash_of, pixel_hash, thumbnail
 from normstat.modes import get_mode
 from normstat.options import ReadOptions
@@ -207,12 +208,6 @@ def _similarity(
 CONTRIBUTOR_UNREADABLE = "cannot be read now (moved, changed, unreadable or not an image)"
 
 
-def inside_root(rel: str) -> bool:
-    """A relative name that stays under its root as written: not absolute, no ``..``, no NUL."""
-    parts = rel.split("/")
-    return bool(rel) and not rel.startswith("/") and "\0" not in rel and ".." not in parts
-
-
 @dataclass(frozen=True)
 class TrainRow:
     """A contributor, by the root and relative name the sidecar stores."""
@@ -270,7 +265,7 @@ def verify_chunk(task: VerifyTask) -> list[list[Match]]:
         for pair in pairs:
             where = pair.where
             if isinstance(where, TrainRow):
-                if not inside_root(where.rel):
+                if not stays_inside(where.rel):
                     results.append(Match(pair, None, CONTRIBUTOR_UNREADABLE))
                     continue
                 ref_dec = read_reference(task.train, where.root, where.rel, mode, task.read)
