@@ -109,11 +109,11 @@ def _errors(fn: F) -> F:
 
 
 def _workers(rep: Reporter, workers: int | None) -> int | None:
-    """More workers than usable CPUs only adds processes (0.2.0 forked them all): capped."""
+    """More workers than usable CPUs only adds processes (0.2.0 forked them all): the engine
+    caps them; say so."""
     usable = default_workers()
     if workers is not None and workers > usable:
         rep.warn(f"--workers {workers} is more than the {usable} CPUs usable here; using {usable}")
-        return usable
     return workers
 
 
