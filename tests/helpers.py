@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from typer.testing import CliRunner, Result
 
 from normstat.cli import app
+
+
+class Hung(BaseException):
+    """Not an OSError (TimeoutError is one, and code under test may swallow OSErrors)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Fail (instead of hanging the suite) if the block runs longer than ``seconds``."""
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise Hung(f"did not finish within {seconds}s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def invoke(*args: object) -> Result:

@@ -38,12 +38,17 @@ def _images(folder: Path, n: int, size: int = 16, prefix: str = "img") -> list[P
     return paths
 
 
+def _manifest(src: Path, path: Path) -> Path:
+    """The statistics of ``src`` saved at ``path``."""
+    normstat.compute(src, workers=1).save(str(path))
+    return path
+
+
 @pytest.fixture
 def train(tmp_path: Path) -> tuple[Path, Path]:
     src = tmp_path / "train"
     _images(src, 4)
-    stats = tmp_path / "stats.json"
-    normstat.compute(src, workers=1).save(str(stats))
+    stats = _manifest(src, tmp_path / "stats.json")
     return src, stats
 
 
@@ -133,8 +138,7 @@ def test_concurrent_apply_processes_never_interleave(
     entirely the other's."""
     src = tmp_path / "big"
     _images(src, 60, size=64)
-    stats = tmp_path / "big.json"
-    normstat.compute(src, workers=1).save(str(stats))
+    stats = _manifest(src, tmp_path / "big.json")
     out = tmp_path / "out"
     procs = [
         subprocess.Popen(
@@ -186,8 +190,7 @@ def test_concurrent_apply_processes_never_interleave(
 def test_resume_remakes_arrays_of_changed_sources(tmp_path: Path) -> None:
     src = tmp_path / "train"
     paths = _images(src, 4)
-    stats = tmp_path / "stats.json"
-    normstat.compute(src, workers=1).save(str(stats))
+    stats = _manifest(src, tmp_path / "stats.json")
     out = tmp_path / "out"
     assert normstat.apply(src, stats, out, workers=1).written == 4
     changed = paths[1]
@@ -208,8 +211,7 @@ def test_resume_remakes_arrays_of_changed_sources(tmp_path: Path) -> None:
 def test_symlinked_subfolder_in_out_cannot_lead_into_the_source(tmp_path: Path) -> None:
     src = tmp_path / "train"
     _images(src / "a", 2)
-    stats = tmp_path / "stats.json"
-    normstat.compute(src, workers=1).save(str(stats))
+    stats = _manifest(src, tmp_path / "stats.json")
     out = tmp_path / "out"
     out.mkdir()
     (out / "a").symlink_to(src / "a")
@@ -222,8 +224,7 @@ def test_symlinked_subfolder_in_out_cannot_lead_into_the_source(tmp_path: Path) 
 def test_file_and_list_sources_protect_their_folders(tmp_path: Path) -> None:
     src = tmp_path / "val"
     paths = _images(src, 2)
-    stats = tmp_path / "stats.json"
-    normstat.compute(src, workers=1).save(str(stats))
+    stats = _manifest(src, tmp_path / "stats.json")
     listing = tmp_path / "list.txt"
     listing.write_text("val/img00.png\n")
     for given in ([str(paths[0])], [f"@{listing}"]):
@@ -266,8 +267,7 @@ def test_long_names_are_written_and_too_long_outputs_named(tmp_path: Path) -> No
     arr = RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)
     Image.fromarray(arr).save(src / fits)
     Image.fromarray(arr[::-1]).save(src / "short.png")
-    stats = tmp_path / "stats.json"
-    normstat.compute(src, workers=1).save(str(stats))
+    stats = _manifest(src, tmp_path / "stats.json")
     out = tmp_path / "out"
     assert normstat.apply(src, stats, out, workers=1).written == 2
     assert (out / f"{fits}.npy").is_file()
@@ -322,8 +322,7 @@ def test_unreadable_contributors_reported_alike_whatever_the_reason(tmp_path: Pa
     base = RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     src.mkdir()
     Image.fromarray(base).save(src / "a.png")
-    stats = tmp_path / "stats.json"
-    normstat.compute(src, workers=1).save(str(stats))
+    stats = _manifest(src, tmp_path / "stats.json")
     test = tmp_path / "test"
     test.mkdir()
     near = np.clip(base.astype(np.int16) + 6, 0, 255).astype(np.uint8)
@@ -402,8 +401,7 @@ def test_max_pixels_0_is_a_usage_error(
 def test_disk_full_during_apply_names_the_array(train: tuple[Path, Path], tmp_path: Path) -> None:
     src = tmp_path / "big"
     _images(src, 2, size=128)  # 196 KiB per float32 array
-    stats = tmp_path / "big.json"
-    normstat.compute(src, workers=1).save(str(stats))
+    stats = _manifest(src, tmp_path / "big.json")
     out = tmp_path / "out"
 
     def small_disk() -> None:  # writes past 64 KiB fail with EFBIG, as on a full disk

@@ -5,11 +5,9 @@ reason is one deterministic line. Each test builds its own hostile files; those 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import resource
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import time_limit
 from PIL import Image
 
 import normstat
@@ -30,24 +29,6 @@ from normstat.readers.pillow import READER as PILLOW
 from normstat.sources.local import LocalSource, discover, expand_sources
 
 GIB = 1 << 30
-
-
-class Hung(BaseException):
-    """Not an OSError, so no ``except OSError`` on the way swallows it."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    def on_alarm(signum: int, frame: object) -> None:
-        raise Hung(f"did not finish within {seconds}s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def png(path: Path, size: tuple[int, int] = (8, 6)) -> Path:

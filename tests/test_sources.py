@@ -3,13 +3,12 @@ listed once, ``@list.txt`` paths relative to the list, missing paths named in th
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import time_limit
 
 from normstat.errors import InputError
 from normstat.sources import Item as SourceFile
@@ -29,26 +28,6 @@ def rels(found: list[SourceFile]) -> list[str]:
 
 def real_paths(found: list[SourceFile]) -> list[str]:
     return [os.path.realpath(f.path) for f in found]
-
-
-class Hung(BaseException):
-    """Not an OSError (TimeoutError is one, and discover() swallows OSErrors while walking)."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Fail (instead of hanging the suite) if the block runs longer than ``seconds``."""
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise Hung(f"discover() did not finish within {seconds}s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def listing_order(order: Callable[[list[os.DirEntry]], list[os.DirEntry]]):
