@@ -2,7 +2,12 @@
 from ``tool`` and ``created``), for every route compute takes: Pillow and the JPEG/PNG fast paths,
 palette/alpha/grey conversions, a corrupt file, .npy images and stacks, 16-bit and float data,
 forced modes; with one and two workers. The sidecar is pinned through the sha256 the manifest
-records. The fixture and the expected files come from ``tests/golden/make_fixture.py``."""
+records. The fixture and the expected files come from ``tests/golden/make_fixture.py``.
+
+One change from 0.2.0, deliberate: float data's var/std (and the float ``state``) are now the
+exact values of the per-image partials rounded once (0.2.0's Chan merge was off in the last
+digits: 15532730.894805245 for the correctly rounded 15532730.89480525 of the float fixture,
+which tests/test_reduce.py checks against Fractions)."""
 
 from __future__ import annotations
 

@@ -42,6 +42,8 @@ def check_statistics(r: Reader, data: dict[str, Any], mode: Mode) -> None:
     else:
         raw_mean, raw_var = _float_state(r, state, n, count)
         mean, std = raw_mean, [math.sqrt(v) for v in raw_var]
+    if "exact" in state:
+        _exact(r, state, mode, count, sums, raw_mean, raw_var)
     raw = data["raw"]
     per_image = [s / data["images"] for s in sums]
     expected = {
@@ -93,6 +95,60 @@ def _float_state(
     if any(abs(v) > FLOAT32_MAX for v in shift + offset):
         r.fail("'state' values are outside the float32 range of the data")
     return [a + b for a, b in zip(shift, offset, strict=True)], [v / count for v in m2]
+
+
+EXACT_BITS = 1100  # the scale of the exact sums (normstat.reduce.exact.BITS)
+_MAX_HEX = 1200  # hex digits: squares of float32-range values at 2^2200 need ~600
+
+
+def _hex_ints(r: Reader, value: Any, what: str, n: int) -> list[int]:
+    if not isinstance(value, list) or len(value) != n:
+        r.fail(f"'{what}' must be a list of {n} hex integers, one per channel")
+    out = []
+    for v in value:
+        if not isinstance(v, str) or not 3 <= len(v) <= _MAX_HEX:
+            r.fail(f"'{what}' must hold hex integers such as '0x1f'")
+        try:
+            out.append(int(v, 16))
+        except ValueError:
+            r.fail(f"'{what}' must hold hex integers such as '0x1f'")
+        if not v.lstrip("-").startswith("0x"):
+            r.fail(f"'{what}' must hold hex integers such as '0x1f'")
+    return out
+
+
+def _exact(
+    r: Reader,
+    state: dict[str, Any],
+    mode: Mode,
+    count: int,
+    sums: list[float],
+    raw_mean: list[float],
+    raw_var: list[float],
+) -> None:
+    """``state.exact``: the exact sums merging adds up; the rounded state must be theirs."""
+    exact = r.obj(state["exact"], "state.exact")
+    if r.integer(r.key(exact, "bits", "state.exact"), "state.exact.bits") != EXACT_BITS:
+        r.fail(f"'state.exact.bits' must be {EXACT_BITS}")
+    n, one = len(mode.channels), Fraction(1 << EXACT_BITS)
+    std_sums = _hex_ints(r, r.key(exact, "std_per_image_sum", "state.exact"), "state.exact", n)
+    for got, scaled in zip(sums, std_sums, strict=True):
+        if scaled < 0:
+            r.fail("'state.exact.std_per_image_sum' holds a negative value")
+        r.agrees(got, float(scaled / one), "state.std_per_image_sum")
+    if mode.integer:
+        return
+    total = _hex_ints(r, r.key(exact, "sum", "state.exact"), "state.exact.sum", n)
+    total_sq = _hex_ints(r, r.key(exact, "sum_sq", "state.exact"), "state.exact.sum_sq", n)
+    for c in range(n):
+        mean = Fraction(total[c]) / one / count
+        m2 = Fraction(total_sq[c]) / one / one - mean * mean * count
+        if m2 < 0:
+            r.fail("'state.exact' sums are not those of any data (negative variance)")
+        if abs(mean) > FLOAT32_MAX:
+            r.fail("'state.exact' values are outside the float32 range of the data")
+        r.agrees(raw_mean[c], float(mean), "state.exact.sum")
+        r.agrees(raw_var[c], float(m2 / count), "state.exact.sum_sq")
 
 
 def _ranges(r: Reader, data: dict[str, Any], mode: Mode, mean_raw: list[float]) -> None:

@@ -1,6 +1,7 @@
 """The dataset's statistics as one partial: per-channel moments, the sum of per-image stds and
-the histogram, folded image by image in file order, mergeable, and read back from a manifest's
-``state``; and the numbers the manifest reports from it (exact for integer data)."""
+the histogram, folded image by image, mergeable, and read back from a manifest's ``state``; and
+the numbers the manifest reports from it. Every sum is exact (``exact.py``), so the result is
+the same whatever order or grouping the images are folded in: what ``normstat merge`` needs."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import numpy as np
 
 from normstat.modes import Mode
 
+from .exact import BITS, ExactFloatMoments, ExactSum
 from .histograms import PERCENTILES, percentiles_from_histogram
-from .moments import CompensatedSum, FloatMoments, IntMoments
+from .moments import FloatMoments, IntMoments
 
 __all__ = ["DatasetMoments"]
 
 Moments = IntMoments | FloatMoments
+STATE_BITS = BITS  # the scale of the exact sums a manifest's ``state.exact`` holds
 
 
 @dataclass
@@ -27,24 +30,29 @@ class DatasetMoments:
     integer modes."""
 
     mode: Mode
-    moments: list[Any] = field(default_factory=list)
-    std_sums: list[CompensatedSum] = field(default_factory=list)
+    moments: list[Any] = field(default_factory=list)  # IntMoments | ExactFloatMoments
+    std_sums: list[ExactSum] = field(default_factory=list)
     hist: np.ndarray | None = None
     images: int = 0
 
     def __post_init__(self) -> None:
         n, mode = len(self.mode.channels), self.mode
         if not self.moments:
-            self.moments = [IntMoments() if mode.integer else FloatMoments() for _ in range(n)]
+            self.moments = [
+                IntMoments() if mode.integer else ExactFloatMoments() for _ in range(n)
+            ]
         if not self.std_sums:
-            self.std_sums = [CompensatedSum() for _ in range(n)]
+            self.std_sums = [ExactSum() for _ in range(n)]
         if self.hist is None and mode.integer:
             self.hist = np.zeros((n, mode.bins), dtype=np.int64)
 
     def add(self, moments: tuple[Moments, ...]) -> None:
         """Fold in one image's per-channel partials (its histogram comes with its chunk's)."""
         for c, m in enumerate(moments):
-            self.moments[c] = self.moments[c].merge(m)
+            if isinstance(m, IntMoments):
+                self.moments[c] = self.moments[c].merge(m)
+            else:
+                self.moments[c].add(m)
             self.std_sums[c].add(m.std)
         self.images += 1
 
@@ -65,7 +73,8 @@ class DatasetMoments:
         )
 
     def to_state(self) -> dict[str, Any]:
-        """The manifest's ``state``: exact integers, or the float partial."""
+        """The manifest's ``state``: exact integers, or the float partial; ``exact`` holds the
+        exact sums (hex integers scaled by 2^bits) that merging needs."""
         state: dict[str, Any]
         if self.mode.integer:
             state = {
@@ -83,6 +92,12 @@ class DatasetMoments:
                 "m2": [m.m2 for m in self.moments],
             }
         state["std_per_image_sum"] = [s.value for s in self.std_sums]
+        exact: dict[str, Any] = {"bits": STATE_BITS}
+        if not self.mode.integer:
+            exact["sum"] = [hex(m.total) for m in self.moments]
+            exact["sum_sq"] = [hex(m.total_sq) for m in self.moments]
+        exact["std_per_image_sum"] = [hex(s.scaled_total) for s in self.std_sums]
+        state["exact"] = exact
         return state
 
     @classmethod
@@ -97,8 +112,10 @@ class DatasetMoments:
         hi: list[float] | None = None,
     ) -> DatasetMoments:
         """Back from a manifest: ``state`` plus what the manifest keeps beside it (the image
-        count, the sidecar's histogram, and for floats the raw min and max)."""
+        count, the sidecar's histogram, and for floats the raw min and max). A state without
+        ``exact`` (manifests before 0.3) gives its rounded values."""
         n, count = len(mode.channels), int(state["count"])
+        exact = state.get("exact")
         moments: list[Any]
         if mode.integer:
             moments = [
@@ -107,18 +124,29 @@ class DatasetMoments:
         else:
             lo = lo if lo is not None else [math.inf] * n
             hi = hi if hi is not None else [-math.inf] * n
-            moments = [
-                FloatMoments(
-                    count,
-                    float(state["shift"][c]),
-                    float(state["mean_offset"][c]),
-                    float(state["m2"][c]),
-                    float(lo[c]),
-                    float(hi[c]),
+            moments = []
+            for c in range(n):
+                m = ExactFloatMoments()
+                m.add(
+                    FloatMoments(
+                        count,
+                        float(state["shift"][c]),
+                        float(state["mean_offset"][c]),
+                        float(state["m2"][c]),
+                        float(lo[c]),
+                        float(hi[c]),
+                    )
                 )
-                for c in range(n)
-            ]
-        sums = [CompensatedSum(float(v)) for v in state["std_per_image_sum"]]
+                if exact is not None:
+                    m.total, m.total_sq = int(exact["sum"][c], 16), int(exact["sum_sq"][c], 16)
+                moments.append(m)
+        if exact is not None:
+            sums = [ExactSum(int(v, 16)) for v in exact["std_per_image_sum"]]
+        else:
+            sums = []
+            for v in state["std_per_image_sum"]:
+                sums.append(ExactSum())
+                sums[-1].add(float(v))
         hist = None if hist is None else np.asarray(hist, dtype=np.int64).copy()
         return cls(mode, moments, sums, hist, images)
 
