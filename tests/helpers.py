@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -147,13 +148,15 @@ def reduce_image(dec, mode_name: str):  # type: ignore[no-untyped-def]
 def reduce_chunk(args):  # type: ignore[no-untyped-def]
     """compute's per-file worker over local paths: ``(paths, mode name, max pixels, alpha)``."""
     from normstat.options import ReadOptions
-    from normstat.sources import Item, LocalSource
+    from normstat.sources import Item, LocalSource, Shard
     from normstat.verbs.compute.files import FileTask
     from normstat.verbs.compute.files import reduce_chunk as run
 
     paths, mode_name, max_pixels, keep_alpha = args
-    items = [Item(os.path.dirname(p), os.path.basename(p)) for p in paths]
-    return run(FileTask(LocalSource(()), items, mode_name, ReadOptions(max_pixels, keep_alpha)))
+    items = tuple(Item(os.path.dirname(p), os.path.basename(p)) for p in paths)
+    shard = Shard(items[0].root, items[0].rel, items, "") if items else Shard("", "", (), "")
+    read = ReadOptions(max_pixels, keep_alpha)
+    return run(FileTask(LocalSource(()), shard, mode_name, read))
 
 
 # ---------------------------------------------------------------- a source without files
@@ -187,6 +190,20 @@ class MemorySource:
 
     def locations(self) -> list[str]:
         return []
+
+    def version(self, item):  # type: ignore[no-untyped-def]
+        data = dict(self.files).get(item.rel) if item.root == self.root else None
+        return None if data is None else hashlib.sha256(data).hexdigest()
+
+    def shards(self):  # type: ignore[no-untyped-def]
+        from normstat.sources import plain_shards
+
+        return plain_shards(self.items(), lambda item: str(self.version(item)))
+
+    def stream(self, shard):  # type: ignore[no-untyped-def]
+        from normstat.sources import stream_items
+
+        return stream_items(self, shard)
 
 
 def memory_copy(folder: Path, root: str) -> MemorySource:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from helpers import die_on_three, invoke, slow_square
 
+import normstat.sources.base
 import normstat.verbs.common
 from normstat.engine import PoolEngine, WorkerDied, chunked, make_engine
 
@@ -38,9 +41,7 @@ def test_a_dead_worker_names_the_files(tmp_path, monkeypatch) -> None:
             yield fn(item)
 
     monkeypatch.setattr(PoolEngine, "map", crashing_map)
-    monkeypatch.setattr(
-        normstat.verbs.common, "chunked", lambda items, workers: [[x] for x in items]
-    )
+    monkeypatch.setattr(normstat.sources.base, "SHARD_ITEMS", 1)  # a shard per file
     result = invoke("compute", tmp_path, "-o", tmp_path / "s.json", "-w", "2")
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: {tmp_path / '1.png'}: a worker process died")
@@ -55,21 +56,40 @@ def test_chunks_cover_every_item_once_in_order(n: int, workers: int) -> None:
     assert max(len(c) for c in chunks) <= 64
 
 
+_FORK_CHECK = """
+import threading
+from helpers import slow_square
+from normstat.engine import make_engine
+from normstat.engine import pool as executors
+
+assert executors._start_method() == "fork", threading.enumerate()
+stop = threading.Event()
+thread = threading.Thread(target=stop.wait)
+thread.start()
+try:
+    assert executors._start_method() == "forkserver"
+    with make_engine(2) as pool:
+        assert list(pool.map(slow_square, range(5))) == [0, 1, 4, 9, 16]
+finally:
+    stop.set()
+    thread.join()
+"""
+
+
 def test_workers_fork_only_when_no_other_thread_runs() -> None:
     """A thread holding a lock at fork time would leave it locked in the child; with a thread
-    running (as the progress bar is), workers come from a fork server instead, and still work."""
-    import threading
+    running (as the progress bar is), workers come from a fork server instead, and still work.
+    In a fresh interpreter: threads other tests leave behind (a Dask client's) do not count."""
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    from normstat.engine import pool as executors
-
-    assert executors._start_method() == "fork"
-    stop = threading.Event()
-    thread = threading.Thread(target=stop.wait)
-    thread.start()
-    try:
-        assert executors._start_method() == "forkserver"
-        with make_engine(2) as pool:
-            assert list(pool.map(slow_square, range(5))) == [0, 1, 4, 9, 16]
-    finally:
-        stop.set()
-        thread.join()
+    here = str(Path(__file__).resolve().parent)
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_CHECK],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": here},
+    )
+    assert done.returncode == 0, done.stderr

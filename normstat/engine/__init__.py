@@ -22,11 +22,16 @@ __all__ = [
 IN_PROCESS = "NORMSTAT_IN_PROCESS"
 
 
-def make_engine(workers: int | None) -> Engine:
+def make_engine(workers: int | None, scheduler: str | None = None, retries: int = 0) -> Engine:
     """``workers`` processes (None or < 1: all usable CPUs; never more than those). Even one
     worker is a process, so a decoder that crashes it is named instead of killing normstat;
     work runs in this process only when the environment sets NORMSTAT_IN_PROCESS=1 (--debug,
-    for tracebacks and debuggers)."""
+    for tracebacks and debuggers). ``scheduler``: the tasks run on that Dask cluster instead,
+    each retried up to ``retries`` times on transient errors."""
+    if scheduler:
+        from .dask import DaskEngine
+
+        return DaskEngine(scheduler, retries)
     if os.environ.get(IN_PROCESS) == "1":
         return SerialEngine()
     usable = default_workers()

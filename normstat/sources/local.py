@@ -11,14 +11,14 @@ import os
 import re
 import stat
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from normstat.errors import InputError
 from normstat.fileops import NotRegularFile, open_regular
 
-from .base import Item
+from .base import Item, Shard, plain_shards, stream_items
 
 __all__ = ["LocalSource", "discover", "expand_sources", "has_scheme", "open_input"]
 
@@ -52,6 +52,19 @@ class LocalSource:
 
     def locations(self) -> list[str]:
         return [item for src in self.paths for item in expand_sources(src)]
+
+    def version(self, item: Item) -> str | None:
+        try:
+            st = os.stat(item.path)
+        except OSError:
+            return None
+        return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+
+    def shards(self) -> list[Shard]:
+        return plain_shards(self.items(), lambda item: str(self.version(item)))
+
+    def stream(self, shard: Shard) -> Iterator[tuple[Item, BinaryIO | OSError]]:
+        return stream_items(self, shard)
 
 
 def expand_sources(src: str) -> list[str]:
@@ -177,4 +190,12 @@ def discover(srcs: Sequence[str]) -> list[Item]:
                     add(f, key)
             else:
                 add(Item(os.path.dirname(path) or ".", os.path.basename(path)), _file_key(st))
-    return sorted(first.values())
+    absolute: dict[str, str] = {}  # the order of roots is that of the manifest's names for them
+
+    def order(item: Item) -> tuple[str, str]:
+        root = absolute.get(item.root)
+        if root is None:
+            root = absolute[item.root] = os.path.abspath(item.root)
+        return item.rel, root
+
+    return sorted(first.values(), key=order)

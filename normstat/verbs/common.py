@@ -5,7 +5,7 @@ engine (a worker killed by a crashing decoder named by the chunk's first image, 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, TypeVar
 
 from normstat.engine import Engine, WorkerDied, chunked
@@ -23,7 +23,7 @@ from normstat.readers import (
     reader_for,
     unreadable,
 )
-from normstat.sources import Item, Source
+from normstat.sources import Item, Shard, Source
 
 __all__ = [
     "ImageRef",
@@ -98,14 +98,23 @@ def run_chunks(
         yield from zip(chunks, engine.map(fn, map(task_for, chunks)), strict=True)
     except WorkerDied as exc:
         chunk = chunks[exc.index]
-        if splits and isinstance(chunk, list) and len(chunk) > 1:
-            for element in chunk:
-                if engine.crashes(fn, task_for([element])):  # type: ignore[arg-type]
-                    chunk = [element]  # type: ignore[assignment]
-                    break
+        for piece in _pieces(chunk) if splits else []:
+            if engine.crashes(fn, task_for(piece)):
+                chunk = piece
+                break
         raise InputError(
             first(chunk), f"a worker process died {doing(chunk)} (a crash in a decoder)"
         ) from None
+
+
+def _pieces(chunk: Any) -> list[Any]:
+    """A chunk's items as one-item chunks of its own kind, to find the one that crashes (a
+    container's items are known only to its worker: it is named as a whole)."""
+    if isinstance(chunk, list) and len(chunk) > 1:
+        return [[element] for element in chunk]
+    if isinstance(chunk, Shard) and chunk.items is not None and len(chunk.items) > 1:
+        return [replace(chunk, items=(item,)) for item in chunk.items]
+    return []
 
 
 def open_item(source: Source, item: Item) -> tuple[BinaryIO, Reader]:
@@ -180,8 +189,12 @@ def first_name(chunk: list[Any]) -> str:
     return head.name if isinstance(head, ImageRef) else str(head.path)
 
 
-def reading(chunk: Sized) -> str:
-    """What a worker was doing with a chunk (of items, images, or a stack's batch)."""
+def reading(chunk: Sized | Shard) -> str:
+    """What a worker was doing with a chunk (of items, images, a shard, or a stack's batch)."""
+    if isinstance(chunk, Shard):
+        if chunk.items is None:
+            return "reading this container"
+        chunk = list(chunk.items)
     if not isinstance(chunk, list):
         return "reading this stack"
     return (

@@ -20,7 +20,7 @@ __all__ = ["JOURNAL", "LOCK", "Journal", "Version", "locked"]
 LOCK = ".normstat-apply.lock"
 JOURNAL = ".normstat-apply.journal"
 
-Version = tuple[int, int]  # (size in bytes, modification time in ns) of a source file
+Version = str  # the source's stamp of a file's bytes (Source.version: size and mtime, an ETag)
 
 
 @contextmanager
@@ -75,7 +75,7 @@ class Journal:
                 for line in fh:
                     with contextlib.suppress(ValueError, KeyError, TypeError):
                         entry = json.loads(line)  # a line cut short by a crash is ignored
-                        versions[str(entry["rel"])] = (int(entry["size"]), int(entry["mtime_ns"]))
+                        versions[str(entry["rel"])] = str(entry["version"])
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -88,8 +88,7 @@ class Journal:
 
     def record(self, entries: Iterable[tuple[str, Version]]) -> None:
         lines = "".join(
-            json.dumps({"rel": rel, "size": size, "mtime_ns": mtime}) + "\n"
-            for rel, (size, mtime) in entries
+            json.dumps({"rel": rel, "version": version}) + "\n" for rel, version in entries
         )
         if not lines:
             return

@@ -127,7 +127,8 @@ def same_provenance(prov_path: str, provenance: dict[str, Any]) -> bool:
 @dataclass(frozen=True)
 class WriteTask:
     source: Source
-    images: list[tuple[ImageRef, str, Version | None]]  # (image, output, journal's version)
+    # (image, output, the journal's version of its source, the source's version now)
+    images: list[tuple[ImageRef, str, Version | None, Version | None]]
     mode: str
     normalizer: Normalizer
     overwrite: bool
@@ -135,14 +136,10 @@ class WriteTask:
     journal: Journal
 
 
-def source_version(item: Item) -> Version | None:
-    """The source file's (size, mtime_ns), taken before it is read: should it change while being
-    read, the array is recorded as made from the older version and remade on the next resume."""
-    try:
-        st = os.stat(item.path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
+def source_version(source: Source, item: Item) -> Version | None:
+    """The item's version stamp, taken before it is read: should it change while being read,
+    the array is recorded as made from the older version and remade on the next resume."""
+    return source.version(item)
 
 
 def _write_npy(target: str, array: np.ndarray) -> None:
@@ -161,24 +158,19 @@ def apply_chunk(task: WriteTask) -> list[str | Skipped]:
     """Per image: "written" (and journaled with the version of its source), "kept" (already
     there, made from the same version of its source: resumed), or a Skipped value."""
     mode = get_mode(task.mode)
-    versions = {ref.item: source_version(ref.item) for ref, _, _ in task.images}
     out: list[str | Skipped] = ["kept"] * len(task.images)
     todo = [
         k
-        for k, (ref, target, made_from) in enumerate(task.images)
-        if task.overwrite
-        or made_from is None
-        or made_from != versions[ref.item]
-        or not os.path.isfile(target)
+        for k, (_, target, made_from, now) in enumerate(task.images)
+        if task.overwrite or made_from is None or made_from != now or not os.path.isfile(target)
     ]
     decoded = read_refs(task.source, [task.images[k][0] for k in todo], mode, task.read)
     for k, dec in zip(todo, decoded, strict=True):
-        ref, target, _ = task.images[k]
+        ref, target, _, version = task.images[k]
         if isinstance(dec, Skipped):
             out[k] = dec
             continue
         _write_npy(target, task.normalizer(dec.pixels))
-        version = versions[ref.item]
         if version is not None:
             task.journal.record([(ref.rel, version)])
         out[k] = "written"

@@ -42,6 +42,7 @@ from .outputs import (
     output_path,
     remove_stale_temps,
     same_provenance,
+    source_version,
 )
 
 __all__ = ["IMAGENET", "ApplyResult", "apply"]
@@ -155,7 +156,13 @@ def apply(
             chunks = split(refs, engine.workers)
 
             def task(c: list[ImageRef]) -> WriteTask:
-                images = [(ref, output_path(out, ref.rel), made_from.get(ref.rel)) for ref in c]
+                # Versions are taken here, as the chunk is handed out (before it is read): a
+                # source that listed them answers without a request per image.
+                now = {ref.item: source_version(source, ref.item) for ref in c}
+                images = [
+                    (ref, output_path(out, ref.rel), made_from.get(ref.rel), now[ref.item])
+                    for ref in c
+                ]
                 return WriteTask(
                     source, images, mode.name, normalizer, opts.overwrite, read, journal
                 )

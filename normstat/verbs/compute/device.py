@@ -28,8 +28,9 @@ C = TypeVar("C")
 class DeviceReducer:
     """Reduces batches on ``xp``'s device in this process: stage, reduce, attach moments."""
 
-    def __init__(self, mode: Mode, xp: ModuleType) -> None:
+    def __init__(self, mode: Mode, xp: ModuleType, per_chunk: bool = False) -> None:
         self.mode = mode
+        self.per_chunk = per_chunk  # a batch per chunk: each chunk's result holds its histogram
         self.xp = xp
         self.stager = Stager(xp)
         self.fused = fused_sum_sq(xp)
@@ -46,7 +47,7 @@ class DeviceReducer:
         for chunk, decoded in results:
             pending.append((chunk, decoded))
             size += sum(px.nbytes for px in decoded.pixels if px is not None)
-            if size >= DEVICE_BATCH_BYTES:
+            if size >= DEVICE_BATCH_BYTES or self.per_chunk:
                 yield from self._flush(pending)
                 pending, size = [], 0
         yield from self._flush(pending)
@@ -76,7 +77,11 @@ class DeviceReducer:
             yield (
                 chunk,
                 ChunkResult(
-                    outcomes[k], decoded.canonical, hist if k == 0 else None, decoded.deferred
+                    outcomes[k],
+                    decoded.canonical,
+                    hist if k == 0 else None,
+                    decoded.deferred,
+                    decoded.items,
                 ),
             )
 

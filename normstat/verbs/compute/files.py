@@ -1,50 +1,63 @@
-"""compute's per-file route, run in the engine's workers: each item opened once, probed and
-decoded by its reader, reduced and fingerprinted (or decoded only, for the GPU). Items of batch
-readers (stacks) are left to ``arrays.py``. Per-image failures come back as ``Skipped`` values."""
+"""compute's per-file route, run in the engine's workers: each shard streamed from its source,
+each item probed and decoded by its reader from that one read, reduced and fingerprinted (or
+decoded only, for the GPU). Items of batch readers (stacks) are left to ``arrays.py``. Per-image
+failures come back as ``Skipped`` values."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from normstat.fingerprints import gray_image, hashes_of, thumbnail
 from normstat.modes import Mode, get_mode
 from normstat.options import ReadOptions
-from normstat.readers import Decoded, Probe, Skipped, unreadable
+from normstat.readers import HEAD, Decoded, Probe, Skipped, reader_for, unreadable
 from normstat.reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
-from normstat.sources import Item, Source
-from normstat.verbs.common import open_item
+from normstat.sources import Item, Shard, Source
 
 from .records import ChunkResult, ImageRecord, image_record
 
 __all__ = ["DecodedChunk", "FileTask", "decode_chunk", "reduce_chunk"]
 
+Loaded = tuple[Probe | Skipped | None, Decoded | Skipped | None, bool]
+
 
 @dataclass(frozen=True)
 class FileTask:
-    """A chunk of items to read in ``mode_name``, from ``source``."""
+    """A shard to read in ``mode_name``, from ``source``."""
 
     source: Source
-    items: list[Item]
+    shard: Shard
     mode_name: str
     read: ReadOptions
 
 
-def _load(
-    task: FileTask, item: Item, mode: Mode
-) -> tuple[Probe | Skipped | None, Decoded | Skipped | None, bool]:
-    """(probe, pixels, deferred): one open; a batch reader's item is deferred unread."""
-    try:
-        f, reader = open_item(task.source, item)
-    except OSError as exc:
-        skip = Skipped(item.path, unreadable(exc))
+def _load(task: FileTask, item: Item, f: BinaryIO | OSError, mode: Mode) -> Loaded:
+    """(probe, pixels, deferred) from the item's one read; a batch reader's item is deferred
+    unread."""
+    if isinstance(f, OSError):
+        skip = Skipped(item.path, unreadable(f))
         return skip, skip, False
     with f:
+        try:
+            head = f.read(HEAD)
+            f.seek(0)
+        except OSError as exc:
+            skip = Skipped(item.path, unreadable(exc))
+            return skip, skip, False
+        reader = reader_for(head)
         if reader.batched:
             return None, None, True
         return (*reader.load(f, item.path, mode, task.read), False)  # type: ignore[attr-defined]
+
+
+def _loaded(task: FileTask, mode: Mode) -> Iterator[tuple[Item, Loaded]]:
+    """Each item of the shard as its source streams it, loaded before the next is opened."""
+    for item, f in task.source.stream(task.shard):
+        yield item, _load(task, item, f, mode)
 
 
 def partials(
@@ -78,8 +91,8 @@ def reduce_chunk(task: FileTask) -> ChunkResult:
     result = ChunkResult([], [], total)
     thumbs: list[np.ndarray] = []
     where: list[int] = []
-    for i, item in enumerate(task.items):
-        head, dec, deferred = _load(task, item, mode)
+    for i, (item, (head, dec, deferred)) in enumerate(_loaded(task, mode)):
+        result.items.append(item)
         result.canonical.append(head.canonical if isinstance(head, Probe) else None)
         if deferred:
             result.deferred.append(i)
@@ -114,14 +127,15 @@ class DecodedChunk:
     canonical: list[str | None]
     pixels: list[np.ndarray | None]
     deferred: list[int]
+    items: list[Item]
 
 
 def decode_chunk(task: FileTask) -> DecodedChunk:
     """Like ``reduce_chunk`` but returning the pixels instead of reducing them."""
     mode = get_mode(task.mode_name)
-    out = DecodedChunk([], [], [], [])
-    for i, item in enumerate(task.items):
-        head, dec, deferred = _load(task, item, mode)
+    out = DecodedChunk([], [], [], [], [])
+    for i, (item, (head, dec, deferred)) in enumerate(_loaded(task, mode)):
+        out.items.append(item)
         out.canonical.append(head.canonical if isinstance(head, Probe) else None)
         if deferred:
             out.deferred.append(i)

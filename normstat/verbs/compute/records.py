@@ -10,6 +10,7 @@ from normstat.fingerprints import perceptual, pixel_hash
 from normstat.modes import Mode
 from normstat.readers import Decoded, Skipped
 from normstat.reduce import FloatMoments, IntMoments
+from normstat.sources import Item
 
 __all__ = ["ChunkResult", "ImageRecord", "image_record"]
 
@@ -50,11 +51,12 @@ def image_record(
 
 @dataclass
 class ChunkResult:
-    """Outcomes in item order (None: not an image, or an item left to the batch route, listed in
-    ``deferred``), each item's canonical mode (None when its header is unreadable), and the
-    chunk's summed histogram (integer modes only)."""
+    """A shard's ``items`` (as its stream gave them), their outcomes in order (None: not an
+    image, or an item left to the batch route, listed in ``deferred``), each item's canonical
+    mode (None when its header is unreadable), and the summed histogram (integer modes only)."""
 
     outcomes: list[ImageRecord | Skipped | None]
     canonical: list[str | None]
     hist: np.ndarray | None
     deferred: list[int] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)

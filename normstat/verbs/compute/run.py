@@ -1,14 +1,20 @@
 """compute: every image of a split reduced in one streaming pass, merged in item order.
 
-Each item is opened once, probed and reduced in the mode a header sample predicts; should the
-whole split's majority mode differ from the prediction, the pass is repeated in that mode (a
-wrong guess costs time, never correctness). Stacks follow the single-image files, in batches."""
+The work is the source's shards (runs of files, or whole tar/parquet containers), planned
+without regard to the engine, so any engine (a process pool, a Dask cluster) and any number of
+workers give the same result. Each item is read once, probed and reduced in the mode a header
+sample predicts; should the whole split's majority mode differ from the prediction, the pass is
+repeated in that mode (a wrong guess costs time, never correctness). Stacks follow the
+single-image files, in batches. With ``partials``, each finished shard is kept, and a rerun
+reduces only the shards it does not find."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -17,15 +23,16 @@ from normstat.errors import InputError
 from normstat.manifest import Stats
 from normstat.modes import MODES, Mode, get_mode
 from normstat.options import ComputeOptions, ReadOptions
-from normstat.readers import Probe
+from normstat.readers import HEAD, Probe, Skipped, reader_for, unreadable
 from normstat.reduce.device import plan
-from normstat.sources import Item, Source
-from normstat.verbs.common import Progress, first_name, probe_item, reading, run_chunks, split, tick
+from normstat.sources import Item, Shard, Source
+from normstat.verbs.common import Progress, reading, run_chunks, tick
 
 from .accumulate import Accumulator
 from .arrays import ArrayTask, array_chunk, array_tasks, probe_arrays
 from .device import DeviceReducer
 from .files import FileTask, decode_chunk, reduce_chunk
+from .partials import Partials
 from .records import ChunkResult
 
 __all__ = ["compute"]
@@ -42,11 +49,39 @@ def decide_mode(counts: Counter[str]) -> Mode:
     return MODES[next(m for m in _MODE_PREFERENCE if counts.get(m) == best)]
 
 
-def _guess_mode(source: Source, items: list[Item], opts: ReadOptions) -> Mode:
-    """The majority mode of an evenly spread sample of headers: the mode the single reduce
-    pass assumes."""
+def _streamed_probes(source: Source, shard: Shard, opts: ReadOptions, n: int) -> list[object]:
+    """The header probes of a container's first ``n`` items, from its stream."""
+    heads: list[object] = []
+    stream = source.stream(shard)
+    try:
+        for item, f in islice(stream, n):
+            if isinstance(f, OSError):
+                heads.append(Skipped(item.path, unreadable(f)))
+                continue
+            with f:
+                head = f.read(HEAD)
+                f.seek(0)
+                heads.append(reader_for(head).probe(f, item.path, opts))
+    except OSError:
+        pass  # a sample only: the pass reports it
+    finally:
+        getattr(stream, "close", lambda: None)()
+    return heads
+
+
+def _guess_mode(source: Source, shards: list[Shard], opts: ReadOptions) -> Mode:
+    """The majority mode of an evenly spread sample of headers (the first few images of some
+    containers): the mode the single reduce pass assumes."""
+    items = [item for s in shards if s.items is not None for item in s.items]
     step = max(1, len(items) // _GUESS_SAMPLE)
-    heads = [probe_item(source, item, opts) for item in items[::step][:_GUESS_SAMPLE]]
+    sample = tuple(items[::step][:_GUESS_SAMPLE])
+    heads: list[object] = []
+    if sample:  # streamed as one shard: a remote source fetches the sample concurrently
+        run = Shard(sample[0].root, sample[0].rel, sample, "")
+        heads += _streamed_probes(source, run, opts, len(sample))
+    containers = [s for s in shards if s.items is None]
+    for shard in containers[:: max(1, len(containers) // 8)][:8]:
+        heads += _streamed_probes(source, shard, opts, _GUESS_SAMPLE // 8)
     votes: Counter[str] = Counter()
     for h in heads:
         if isinstance(h, Probe):
@@ -55,20 +90,28 @@ def _guess_mode(source: Source, items: list[Item], opts: ReadOptions) -> Mode:
 
 
 def compute(
-    source: Source, opts: ComputeOptions, workers: int | None, progress: Progress | None
+    source: Source,
+    opts: ComputeOptions,
+    workers: int | None,
+    progress: Progress | None,
+    *,
+    scheduler: str | None = None,
+    retries: int = 0,
+    partials: Partials | None = None,
 ) -> Stats:
-    """Statistics of every image of ``source`` (see the module docstring)."""
+    """Statistics of every image of ``source`` (see the module docstring); on the Dask cluster
+    at ``scheduler`` when given, keeping each finished shard in ``partials`` when given."""
     files_xp = plan(opts.device, 0).files  # --device gpu fails before anything is read
     read = opts.read
-    items = source.items()
-    if not items:
+    shards = source.shards()
+    if not shards:
         raise InputError(source.name, "no files found")
-    target = get_mode(opts.mode) if opts.mode else _guess_mode(source, items, read)
+    target = get_mode(opts.mode) if opts.mode else _guess_mode(source, shards, read)
     arrays: list[tuple[Item, Probe]] | None = None
-    with make_engine(workers) as engine:
+    with make_engine(workers, scheduler, retries) as engine:
         while True:
             acc, counts, deferred = _reduce_pass(
-                engine, source, items, target, opts, progress, files_xp
+                engine, source, shards, target, opts, progress, files_xp, partials
             )
             if arrays is None:  # stacks: their headers, read here
                 arrays, bad_arrays = probe_arrays(source, deferred, read)
@@ -81,7 +124,7 @@ def compute(
             acc.skips.add(bad)
         if arrays:
             xp = plan(opts.device, sum(p.nbytes for _, p in arrays)).arrays  # type: ignore[attr-defined]
-            _add_arrays(engine, source, arrays, acc, xp, progress)
+            _add_arrays(engine, source, arrays, acc, xp, progress, partials)
     if not counts:
         if not acc.skips.items:
             raise InputError(source.name, "no images found")
@@ -95,46 +138,78 @@ def compute(
 def _reduce_pass(
     engine: Engine,
     source: Source,
-    items: list[Item],
+    shards: list[Shard],
     target: Mode,
     opts: ComputeOptions,
     progress: Progress | None,
     xp: ModuleType = np,
+    partials: Partials | None = None,
 ) -> tuple[Accumulator, Counter[str], list[Item]]:
-    """Every item reduced in ``target``, merged in item order; plus the canonical mode counts
+    """Every shard reduced in ``target``, merged in shard order; plus the canonical mode counts
     and the items left to the batch route. ``xp`` not NumPy: reduced on the GPU here."""
     acc = Accumulator(target, opts.strict, source.manifest_root)
     counts: Counter[str] = Counter()
     deferred: list[Item] = []
-    chunks = split(items, engine.workers)
 
-    def task(c: list[Item]) -> FileTask:
-        return FileTask(source, c, target.name, opts.read)
+    def task(shard: Shard) -> FileTask:
+        return FileTask(source, shard, target.name, opts.read)
 
-    done = 0
-    results: Iterator[tuple[list[Item], ChunkResult]]
-    if xp is np:
-        results = run_chunks(engine, reduce_chunk, chunks, task, _first, reading)
-    else:  # decoded by the workers, reduced on the GPU here
-        decoded = run_chunks(engine, decode_chunk, chunks, task, _first, reading)
-        results = DeviceReducer(target, xp).files(decoded)
-    for chunk, result in results:
+    def reduced(todo: list[Shard]) -> Iterator[tuple[Shard, ChunkResult]]:
+        if xp is np:
+            return run_chunks(engine, reduce_chunk, todo, task, _first, reading)
+        # decoded by the workers, reduced on the GPU here (a shard at a time when kept, so
+        # each shard's partial holds its own histogram)
+        decoded = run_chunks(engine, decode_chunk, todo, task, _first, reading)
+        return DeviceReducer(target, xp, per_chunk=partials is not None).files(decoded)
+
+    keys = [partials.key("shard", target.name, opts, s) for s in shards] if partials else []
+    # Progress in images when every shard's count is known; in shards when containers are
+    # listed by their workers only.
+    counted = all(s.items is not None for s in shards)
+    total = sum(len(s.items or ()) for s in shards) if counted else len(shards)
+    images = 0
+    for done, (_, result) in enumerate(_kept_or_reduced(shards, keys, partials, reduced), 1):
         counts.update(m for m in result.canonical if m is not None)
-        for item, outcome in zip(chunk, result.outcomes, strict=True):
+        for item, outcome in zip(result.items, result.outcomes, strict=True):
             acc.add_outcome(item.root, item.rel, outcome)
-        deferred.extend(chunk[i] for i in result.deferred)
+        deferred.extend(result.items[i] for i in result.deferred)
         acc.add_histogram(result.hist)
-        done += len(chunk)
-        tick(progress, "compute", done, len(items))
+        images += len(result.items)
+        tick(progress, *(("compute", images) if counted else ("shards", done)), total)
     return acc, counts, deferred
+
+
+def _kept_or_reduced(
+    chunks: Sequence[Any],
+    keys: list[str],
+    partials: Partials | None,
+    reduce: Callable[[list[Any]], Iterator[tuple[Any, ChunkResult]]],
+) -> Iterator[tuple[Any, ChunkResult]]:
+    """Each chunk's result in order: its kept partial when there is one, else reduced (by
+    ``reduce``, given the chunks left to do) and kept."""
+    if partials is None:
+        yield from reduce(list(chunks))
+        return
+    # Which partials exist is known up front (the engine gets the rest at once); each is read
+    # only when its turn comes, so the driver never holds more than one.
+    present = [partials.exists(key) for key in keys]
+    todo = [c for c, there in zip(chunks, present, strict=True) if not there]
+    fresh = reduce(todo) if todo else iter(())
+    for chunk, key, there in zip(chunks, keys, present, strict=True):
+        result = partials.load(key) if there else None
+        if result is None:
+            # absent, or present but unreadable now: reduced (alone, in the second case)
+            _, result = next(fresh) if not there else next(reduce([chunk]))
+            partials.save(key, result)
+        yield chunk, result
 
 
 def _same(task: ArrayTask) -> ArrayTask:
     return task
 
 
-def _first(chunk: list[Item] | ArrayTask) -> str:
-    return chunk.ref(chunk.start).name if isinstance(chunk, ArrayTask) else first_name(chunk)
+def _first(chunk: Shard | ArrayTask) -> str:
+    return chunk.ref(chunk.start).name if isinstance(chunk, ArrayTask) else chunk.name
 
 
 def _add_arrays(
@@ -144,6 +219,7 @@ def _add_arrays(
     acc: Accumulator,
     xp: ModuleType,
     progress: Progress | None,
+    partials: Partials | None = None,
 ) -> None:
     """Reduce stacks in batches (after the single-image files, in item order): in the workers
     with NumPy, or fingerprinted there and reduced here on the device."""
@@ -152,12 +228,17 @@ def _add_arrays(
         for item, p in arrays
         for task in array_tasks(source, item, p, acc.mode.name, reduce=xp is np)
     ]
-    results: Iterator[tuple[ArrayTask, ChunkResult]]
-    results = run_chunks(engine, array_chunk, tasks, _same, _first, reading, splits=False)
-    if xp is not np:  # fingerprinted by the workers, reduced on the GPU here
-        results = DeviceReducer(acc.mode, xp).arrays(results)
+
+    def reduced(todo: list[ArrayTask]) -> Iterator[tuple[ArrayTask, ChunkResult]]:
+        results = run_chunks(engine, array_chunk, todo, _same, _first, reading, splits=False)
+        if xp is not np:  # fingerprinted by the workers, reduced on the GPU here
+            results = DeviceReducer(acc.mode, xp).arrays(results)
+        return results
+
+    keys = [partials.key("stack", acc.mode.name, None, t) for t in tasks] if partials else []
     done, total = 0, sum(p.count for _, p in arrays)
-    for task, result in results:
+    for task, result in _kept_or_reduced(tasks, keys, partials, reduced):
+        assert isinstance(task, ArrayTask)
         for i, outcome in enumerate(result.outcomes):
             ref = task.ref(task.start + i)
             acc.add_outcome(ref.item.root, ref.rel, outcome)
