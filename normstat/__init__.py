@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._version import __version__
-from .api import ApplyResult, apply, check, compute
+from .api import ApplyResult, apply, check, compute, merge
 from .errors import DeviceError, InputError, ManifestError, NormstatError, OutputError
 from .manifest import Stats
 from .verbs.check import Leak, LeakReport
@@ -22,4 +22,5 @@ __all__ = [
     "apply",
     "check",
     "compute",
+    "merge",
 ]

@@ -5,7 +5,8 @@ reads, reduces or prints. Progress is reported through ``progress(phase, done, t
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .manifest import Stats
 from .options import (
@@ -19,19 +20,23 @@ from .sources import Source, resolve
 from .verbs import apply as apply_verb
 from .verbs import check as check_verb
 from .verbs import compute as compute_verb
+from .verbs import merge as merge_verb
 from .verbs.apply import IMAGENET, ApplyResult
 from .verbs.check import LeakReport
 from .verbs.common import Progress
+from .verbs.compute.partials import Partials
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_THRESHOLD",
     "IMAGENET",
     "ApplyResult",
+    "Partials",
     "Progress",
     "apply",
     "check",
     "compute",
+    "merge",
 ]
 
 Sources = str | os.PathLike[str] | Source | Sequence[str | os.PathLike[str] | Source]
@@ -47,6 +52,11 @@ def compute(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     device: str = "auto",
     npy_layout: str = "auto",
+    storage_options: Mapping[str, Any] | None = None,
+    column: str | None = None,
+    scheduler: str | None = None,
+    retries: int = 0,
+    partials_dir: str | os.PathLike[str] | Partials | None = None,
     progress: Progress | None = None,
 ) -> Stats:
     """Statistics of every image under ``srcs`` (paths, or a ``Source``), in one streaming pass:
@@ -57,9 +67,33 @@ def compute(
     channels; ``strict`` raises InputError on the first image that cannot contribute.
     ``device`` is ``auto``, ``cpu`` or ``gpu`` (DeviceError if none is usable); ``npy_layout``
     reads 3-D .npy arrays as one H×W×C image (``hwc``) or an N×H×W stack (``nhw``).
+
+    ``srcs`` may be fsspec URLs (``s3://bucket/prefix``; ``storage_options`` go to the file
+    system, never into the manifest), WebDataset ``.tar`` shards (brace patterns expand) and
+    parquet shards (``column``: the image column, found automatically by default).
+    ``scheduler``: the address of a Dask cluster to run on (``tcp://host:8786``), each shard
+    retried up to ``retries`` times. ``partials_dir`` (a folder, a URL, or a ``Partials``
+    whose counts say what was kept) keeps each finished shard, so a rerun reduces only what
+    is missing. The result is byte-identical whatever ran it.
     """
     opts = ComputeOptions(mode, alpha, strict, max_pixels, device, npy_layout)
-    return compute_verb.compute(resolve(srcs), opts, workers, progress)
+    if retries < 0:
+        raise ValueError("retries must be 0 or more")
+    source = resolve(srcs, storage_options, column)
+    partials: Partials | None = None
+    if isinstance(partials_dir, Partials):
+        partials = partials_dir
+    elif partials_dir is not None:
+        partials = Partials(os.fspath(partials_dir), dict(storage_options or {}))
+    return compute_verb.compute(
+        source,
+        opts,
+        workers,
+        progress,
+        scheduler=scheduler,
+        retries=retries,
+        partials=partials,
+    )
 
 
 def apply(
@@ -75,6 +109,8 @@ def apply(
     overwrite: bool = False,
     strict: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    storage_options: Mapping[str, Any] | None = None,
+    column: str | None = None,
     progress: Progress | None = None,
 ) -> ApplyResult:
     """Write every image of ``srcs`` as a normalized array ``OUT_DIR/<rel path>.npy`` (images
@@ -86,7 +122,8 @@ def apply(
     """
     opts = ApplyOptions(scale, std, dtype, layout, overwrite, strict, max_pixels)
     given = stats if isinstance(stats, Stats) else os.fspath(stats)
-    return apply_verb.apply(resolve(srcs), given, os.fspath(out_dir), opts, workers, progress)
+    source = resolve(srcs, storage_options, column)
+    return apply_verb.apply(source, given, os.fspath(out_dir), opts, workers, progress)
 
 
 def check(
@@ -96,11 +133,21 @@ def check(
     workers: int | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    storage_options: Mapping[str, Any] | None = None,
+    column: str | None = None,
     progress: Progress | None = None,
 ) -> LeakReport:
     """Find test images that were among the statistics' contributors: exact copies (same decoded
     pixels) and near-duplicates whose pixel correlation with a contributor reaches ``threshold``."""
     opts = CheckOptions(threshold, max_pixels)
-    source = resolve(test_srcs)
+    source = resolve(test_srcs, storage_options, column)
     loaded = stats if isinstance(stats, Stats) else Stats.load(os.fspath(stats))
-    return check_verb.check(source, loaded, opts, workers, progress)
+    return check_verb.check(source, loaded, opts, workers, progress, storage_options)
+
+
+def merge(manifests: Sequence[Stats | str | os.PathLike[str]]) -> Stats:
+    """The manifest (and sidecar) one pass over the union of disjoint parts gives: statistics,
+    histograms and contributors combined exactly. InputError when two parts share an image or a
+    container; ManifestError when they differ in schema, mode or options."""
+    parts = [m if isinstance(m, Stats) else Stats.load(os.fspath(m)) for m in manifests]
+    return merge_verb.merge(parts)

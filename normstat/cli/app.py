@@ -10,7 +10,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import typer
 
@@ -21,10 +21,25 @@ from normstat.errors import NormstatError
 from normstat.fileops import atomic_write_bytes, replaceable
 from normstat.manifest import Stats
 from normstat.modes import MODES
-from normstat.options import ALPHAS, DEVICES, DTYPES, LAYOUTS, NPY_LAYOUTS, SCALES, STDS
 
 from .console import Reporter, leak_table, stats_table
-from .snippets import FORMATS, snippet
+from .params import (
+    Alphas,
+    Column,
+    Debug,
+    Devices,
+    Dtypes,
+    Layouts,
+    NpyLayouts,
+    Quiet,
+    Scales,
+    ShowFormats,
+    Stds,
+    StorageOptions,
+    Workers,
+    mode_option,
+)
+from .snippets import snippet
 
 __all__ = ["app", "main", "run"]
 
@@ -37,34 +52,6 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-Quiet = typer.Option(False, "--quiet", "-q", help="No progress or warnings on stderr.")
-Debug = typer.Option(False, "--debug", help="Run in this process and show a traceback on errors.")
-Workers = typer.Option(None, "--workers", "-w", min=1, help="Processes (default: all cores).")
-
-
-SHOW_FORMATS = ("text", "json", *FORMATS)
-
-# CLI choices made from the library's own value sets (one list each, in ``options``): typer
-# offers and checks the values of a Literal type.
-if TYPE_CHECKING:
-    Alphas = str
-    Devices = str
-    NpyLayouts = str
-    Scales = str
-    Stds = str
-    Dtypes = str
-    Layouts = str
-    ShowFormats = str
-else:
-    Alphas = Literal[ALPHAS]
-    Devices = Literal[DEVICES]
-    NpyLayouts = Literal[NPY_LAYOUTS]
-    Scales = Literal[SCALES]
-    Stds = Literal[STDS]
-    Dtypes = Literal[DTYPES]
-    Layouts = Literal[LAYOUTS]
-    ShowFormats = Literal[SHOW_FORMATS]
 
 
 def _one_line(exc: Exception) -> str:
@@ -117,27 +104,42 @@ def _workers(rep: Reporter, workers: int | None) -> int | None:
     return workers
 
 
-def _mode_option(value: str | None) -> str | None:
-    if value is not None and value not in MODES:
-        raise typer.BadParameter(f"choose from {', '.join(MODES)}")
-    return value
-
-
 @app.command()
 @_errors
 def compute(
     srcs: list[str] = typer.Argument(
-        ..., metavar="SRC...", help="Folders (recursive), image files, or @list.txt files."
+        ...,
+        metavar="SRC...",
+        help="Folders (recursive), image files, @list.txt files, .tar or .parquet shards "
+        "(brace patterns: shard-{000..127}.tar), or URLs of any of these (s3://bucket/prefix).",
     ),
     output: str = typer.Option(..., "--output", "-o", help="The stats manifest to write."),
     workers: int | None = Workers,
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        envvar="DASK_SCHEDULER_ADDRESS",
+        metavar="tcp://HOST:PORT",
+        help="Run on this Dask cluster (needs the dask extra).",
+    ),
+    retries: int = typer.Option(
+        0, "--retries", min=0, help="On a cluster: retry a shard this often on transient errors."
+    ),
+    partials_dir: str | None = typer.Option(
+        None,
+        "--partials-dir",
+        metavar="DIR",
+        help="Keep each finished shard here (folder or URL); a rerun redoes only what is missing.",
+    ),
+    storage_options: str | None = StorageOptions,
+    column: str | None = Column,
     device: Devices = typer.Option(
         "auto",
         help="Where to reduce: auto uses a usable GPU for large .npy data.",
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit 2 on the first unreadable image."),
     mode: str | None = typer.Option(
-        None, callback=_mode_option, help=f"Dataset mode ({', '.join(MODES)}); default: majority."
+        None, callback=mode_option, help=f"Dataset mode ({', '.join(MODES)}); default: majority."
     ),
     alpha: Alphas = typer.Option("drop", help="Drop or keep alpha channels."),
     max_pixels: int = typer.Option(
@@ -156,6 +158,9 @@ def compute(
     """
     replaceable(output, "stats manifest", "normstat/stats@")  # before the long pass
     rep = Reporter(quiet)
+    partials = None
+    if partials_dir is not None:
+        partials = api.Partials(partials_dir, storage_options or {})  # type: ignore[arg-type]
     with rep.progress() as progress:
         stats = api.compute(
             srcs,
@@ -166,6 +171,11 @@ def compute(
             max_pixels=max_pixels,
             device=device,
             npy_layout=npy_layout,
+            storage_options=storage_options,  # type: ignore[arg-type]  # parsed by the callback
+            column=column,
+            scheduler=scheduler,
+            retries=retries,
+            partials_dir=partials,
             progress=progress,
         )
     replaceable(output, "stats manifest", "normstat/stats@")  # and again: it took a while
@@ -175,6 +185,11 @@ def compute(
     if len(stats.skipped) > 10:
         rep.warn(f"... and {len(stats.skipped) - 10} more skipped (listed in {output})")
     rep.out.print(stats_table(stats))
+    if partials is not None:
+        rep.say(
+            f"Partials in {partials_dir}: {partials.kept} shards kept, {partials.made} reduced"
+            + (f", {partials.redone} unreadable ones redone" if partials.redone else "")
+        )
     rep.say(f"Wrote {output}")
 
 
@@ -195,6 +210,8 @@ def apply(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     strict: bool = typer.Option(False, "--strict", help="Exit 2 on the first unreadable image."),
     max_pixels: int = typer.Option(api.DEFAULT_MAX_PIXELS, min=1, help="Skip larger images."),
+    storage_options: str | None = StorageOptions,
+    column: str | None = Column,
     quiet: bool = Quiet,
     debug: bool = Debug,
 ) -> None:
@@ -216,6 +233,8 @@ def apply(
             overwrite=overwrite,
             strict=strict,
             max_pixels=max_pixels,
+            storage_options=storage_options,  # type: ignore[arg-type]  # parsed by the callback
+            column=column,
             progress=progress,
         )
     for s in result.skipped:
@@ -242,6 +261,8 @@ def check(
     ),
     workers: int | None = Workers,
     max_pixels: int = typer.Option(api.DEFAULT_MAX_PIXELS, min=1, help="Skip larger images."),
+    storage_options: str | None = StorageOptions,
+    column: str | None = Column,
     quiet: bool = Quiet,
     debug: bool = Debug,
 ) -> None:
@@ -260,6 +281,8 @@ def check(
             workers=_workers(rep, workers),
             threshold=threshold,
             max_pixels=max_pixels,
+            storage_options=storage_options,  # type: ignore[arg-type]  # parsed by the callback
+            column=column,
             progress=progress,
         )
     for w in report.warnings:
@@ -277,6 +300,31 @@ def check(
         verdict = "clean" if report.clean else f"LEAKED: {len(report.leaked)}"
         rep.say(f"Checked {report.checked} test images: {verdict}")
     raise typer.Exit(0 if report.clean else 1)
+
+
+@app.command()
+@_errors
+def merge(
+    manifests: list[str] = typer.Argument(
+        ..., metavar="STATS.json...", help="Manifests of disjoint parts of one dataset."
+    ),
+    output: str = typer.Option(..., "--output", "-o", help="The merged manifest to write."),
+    quiet: bool = Quiet,
+    debug: bool = Debug,
+) -> None:
+    """Merge manifests of disjoint parts into exactly the manifest one pass over their union
+    gives (its sidecar too, so check works against it).
+
+    Example: normstat merge part-0.json part-1.json -o stats.json
+    """
+    if len(manifests) < 2:
+        raise typer.BadParameter("give at least two manifests", param_hint="STATS.json...")
+    replaceable(output, "stats manifest", "normstat/stats@", inputs=manifests)
+    rep = Reporter(quiet)
+    stats = api.merge(manifests)
+    stats.save(output)
+    rep.out.print(stats_table(stats))
+    rep.say(f"Wrote {output} ({stats.images} images from {len(manifests)} manifests)")
 
 
 @app.command()

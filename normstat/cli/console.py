@@ -28,7 +28,13 @@ from normstat.verbs.check import LeakReport
 
 __all__ = ["Reporter", "leak_table", "printable", "stats_table"]
 
-_PHASES = {"scan": "scanning", "compute": "reducing", "apply": "writing", "check": "checking"}
+_PHASES = {
+    "scan": "scanning",
+    "compute": "reducing",
+    "shards": "reducing shards",
+    "apply": "writing",
+    "check": "checking",
+}
 
 
 # What a file name must not send to a terminal: C0/C1 control characters (escape sequences
@@ -52,14 +58,17 @@ def printable(text: str) -> str:
 
 
 class _Rate(TextColumn):
-    """Images per second of the current phase."""
+    """Images (or, for containers, shards) per second of the current phase."""
 
     def __init__(self) -> None:
         super().__init__("")
 
     def render(self, task: Any) -> Any:
         speed = task.finished_speed or task.speed
-        return f"{speed:,.0f} img/s" if speed else ""
+        if not speed:
+            return ""
+        unit = "shards/s" if task.description == _PHASES["shards"] else "img/s"
+        return f"{speed:,.{1 if speed < 10 else 0}f} {unit}"
 
 
 class Reporter:
