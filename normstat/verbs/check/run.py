@@ -3,6 +3,7 @@ exact matches + index search → candidates verified on the pixels in the worker
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from normstat.engine import make_engine
@@ -39,6 +40,7 @@ def check(
     opts: CheckOptions,
     workers: int | None,
     progress: Progress | None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> LeakReport:
     """Test images of ``source`` that were among the statistics' contributors: exact copies and
     verified near-duplicates."""
@@ -83,7 +85,7 @@ def check(
             jobs = found.jobs + internal
             results: list[Any] = []
             vchunks = split(jobs, engine.workers)
-            train = for_roots(fp.roots)
+            train = for_roots(fp.roots, storage_options)
 
             def vtask(c: list[Any]) -> VerifyTask:
                 return VerifyTask(c, source, train, mode.name, read)
