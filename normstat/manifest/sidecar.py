@@ -7,15 +7,15 @@ without breaking old manifests. Entries carry a fixed timestamp, so equal data g
 
 from __future__ import annotations
 
-import itertools
 import zipfile
-from collections.abc import Callable
-from typing import BinaryIO
+from collections.abc import Callable, Iterable
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from normstat.fileops import stays_inside
 from normstat.fingerprints import Fingerprints
+from normstat.fingerprints.table import PathList
 from normstat.modes import Mode
 
 from .npz import NpzError, StoredNpz
@@ -28,34 +28,48 @@ REQUIRED = ("root", "path_offsets", "path_bytes", "pixel_hash", "dhash", "height
 
 def write_sidecar(fp: Fingerprints, fh: BinaryIO, histogram: np.ndarray | None = None) -> None:
     """Write the sidecar deterministically to ``fh`` (a temp file the caller renames).
-    ``histogram`` (channels × bins) is the dataset's, kept for merging."""
-    blob = "".join(fp.paths).encode("utf-8", "surrogateescape")  # any POSIX name
-    if len(blob) == sum(map(len, fp.paths)):  # ASCII: byte lengths are string lengths
-        lengths = np.fromiter(map(len, fp.paths), dtype=np.int64, count=len(fp.paths))
-    else:
-        sizes = (len(p.encode("utf-8", "surrogateescape")) for p in fp.paths)
-        lengths = np.fromiter(sizes, dtype=np.int64, count=len(fp.paths))
-    offsets = np.zeros(len(fp.paths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    arrays: dict[str, np.ndarray] = {
-        "root": fp.root.astype(np.uint32),
-        "path_offsets": offsets,
-        "path_bytes": np.frombuffer(blob, dtype=np.uint8),
-        "pixel_hash": fp.pixel_hash.astype(np.uint8).reshape(-1, 16),
-        "dhash": fp.dhash.astype(np.uint64),
-        "height": fp.height.astype(np.uint32),
-        "width": fp.width.astype(np.uint32),
-    }
+    ``histogram`` (channels × bins) is the dataset's, kept for merging. Each array is copied
+    in blocks of about ``BLOCK_BYTES`` (a spilled table's straight from its files), so memory
+    does not grow with the number of rows."""
+    paths = fp.paths if isinstance(fp.paths, PathList) else PathList.from_strings(fp.paths)
+    n = len(paths)
+    arrays: list[tuple[str, Any, tuple[int, ...], Iterable[Any]]] = [
+        ("root", np.uint32, (len(fp.root),), fp.blocks("root")),
+        ("path_offsets", np.int64, (n + 1,), paths.offset_blocks()),
+        ("path_bytes", np.uint8, (paths.nbytes,), paths.byte_blocks()),
+        ("pixel_hash", np.uint8, (fp.pixel_hash.size // 16, 16), fp.blocks("pixel_hash")),
+        ("dhash", np.uint64, (len(fp.dhash),), fp.blocks("dhash")),
+        ("height", np.uint32, (len(fp.height),), fp.blocks("height")),
+        ("width", np.uint32, (len(fp.width),), fp.blocks("width")),
+    ]
     if fp.phash is not None:
-        arrays["phash"] = fp.phash.astype(np.uint64)
+        arrays.append(("phash", np.uint64, (len(fp.phash),), fp.blocks("phash")))
     if histogram is not None:
-        arrays["histogram"] = histogram.astype(np.int64)
+        arrays.append(("histogram", np.int64, tuple(map(int, histogram.shape)), [histogram]))
     with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
-        for name, arr in arrays.items():  # streamed into the zip: no second copy in memory
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.file_size = arr.nbytes + 128  # a bound for the header: no ZIP64 guess needed
-            with zf.open(info, "w") as member:
-                np.lib.format.write_array(member, arr, allow_pickle=False)
+        for name, dtype, shape, blocks in arrays:  # streamed into the zip, block by block
+            _write_member(zf, name, np.dtype(dtype), shape, blocks)
+
+
+def _write_member(
+    zf: zipfile.ZipFile, name: str, dtype: np.dtype, shape: tuple[int, ...], blocks: Iterable[Any]
+) -> None:
+    """One ``.npy`` member: the header ``np.save`` writes, then the C-order bytes of
+    ``blocks``, which must add up to ``shape``."""
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+    info.file_size = nbytes + 128  # a bound for the header: no ZIP64 guess needed
+    header: dict[str, Any] = {"descr": np.lib.format.dtype_to_descr(dtype), "shape": shape}
+    header["fortran_order"] = False
+    written = 0
+    with zf.open(info, "w") as member:
+        np.lib.format.write_array_header_1_0(member, header)
+        for block in blocks:
+            data = np.ascontiguousarray(block, dtype=dtype).data.cast("B")
+            member.write(data)
+            written += len(data)
+    if written != nbytes:
+        raise ValueError(f"sidecar array {name}: {written} bytes for shape {shape}")
 
 
 def read_sidecar(
@@ -109,15 +123,13 @@ def _rows(n: int) -> Callable[[tuple[int, ...]], str | None]:
     return lambda found: None if found == (n,) else f"has shape {found}, not ({n},)"
 
 
-def _paths(blob: bytes, offsets: np.ndarray) -> list[str]:
-    """The stored relative paths; each must be relative and free of '..' and NUL."""
+def _paths(blob: bytes, offsets: np.ndarray) -> PathList:
+    """The stored relative paths, each relative and free of '..' and NUL; kept as stored (one
+    ``str`` per path would take 5 times the memory)."""
     if b"\0" in blob:
         raise NpzError("a stored path holds a NUL byte")
-    bounds = offsets.tolist()
-    paths = []
-    for start, end in itertools.pairwise(bounds):
-        path = blob[start:end].decode("utf-8", "surrogateescape")
+    paths = PathList(offsets, blob)
+    for path in paths:
         if not stays_inside(path):
             raise NpzError(f"stored path {path[:60]!r} leads outside its source")
-        paths.append(path)
     return paths
