@@ -2,7 +2,8 @@
 in one run: the ratio cluster ÷ pool is the cost of scheduling through Dask (goal ≥ 0.85×). The
 cluster is a 2-worker LocalCluster on loopback (one thread per worker process, like the pool's
 processes); its start-up is timed apart, since a cluster outlives many runs. Each cluster run
-includes what every run pays: connecting the client and checking the workers' version.
+includes what every run pays: connecting the client and checking the workers' version. Each
+pool run includes the pool's start-up (by fork, in a fresh process, as the command line's).
 
 Usage: python benchmarks/cluster.py [--data /tmp/normstat-bench] [--repeat 3] [--only jpeg digits]
 Needs ``pip install -e '.[dask]'``; the corpus as throughput.py builds it (corpus.py).
@@ -40,6 +41,21 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
+def pool_seconds(folder: Path) -> float:
+    """compute through the pool in a fresh process, as the command line runs it: this one runs
+    the cluster's threads, which would make the pool start from a fork server, not fork. The
+    second run is timed (the first pays one-off imports, as the cluster's warm workers did)."""
+    code = (
+        "import time, normstat;"
+        f"normstat.compute({str(folder)!r}, workers={WORKERS});"
+        "t = time.perf_counter();"
+        f"normstat.compute({str(folder)!r}, workers={WORKERS});"
+        "print(time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
 def on_cluster(folder: Path, address: str) -> normstat.Stats:
     """compute with ``scheduler=``, through the verb until the API takes it."""
     if "scheduler" in inspect.signature(normstat.compute).parameters:
@@ -70,7 +86,7 @@ def bench(name: str, folder: Path, address: str, repeat: int) -> float:
     n = sum(1 for p in folder.rglob("*") if p.is_file())
     pools, clusters = [], []
     for _ in range(repeat):  # interleaved: a load that drifts during the run hits both alike
-        pools.append(timed(lambda: normstat.compute(str(folder), workers=WORKERS)))
+        pools.append(pool_seconds(folder))
         clusters.append(timed(lambda: on_cluster(folder, address)))
     pool, cluster = min(pools), min(clusters)
     same = on_cluster(folder, address).mean == normstat.compute(str(folder), workers=WORKERS).mean
