@@ -25,10 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from throughput import best  # the same best-of-N timer as the other benchmarks
 
 import normstat
 
@@ -38,15 +39,6 @@ CORPORA = {  # name: (folder, what)
     "digits": ("digits", "5,000 28×28 gray PNGs"),
 }
 KEYS = {"key": "bench-key", "secret": "bench-secret"}
-
-
-def best(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def start_server() -> tuple[Any, str]:

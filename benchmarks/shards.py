@@ -18,27 +18,17 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from throughput import best  # the same best-of-N timer as the other benchmarks
 
 import normstat
 
 HERE = Path(__file__).resolve().parent
 CORPORA = {"jpeg": "1,000 photo JPEGs, 500×375", "digits": "5,000 28×28 gray PNGs"}
 SHARDS = 4
-
-
-def best(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def _parts(files: list[Path]) -> list[list[Path]]:
