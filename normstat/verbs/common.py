@@ -36,6 +36,7 @@ __all__ = [
     "probe_item",
     "read_reference",
     "read_refs",
+    "reader_of",
     "reading",
     "run_chunks",
     "scan",
@@ -121,12 +122,18 @@ def open_item(source: Source, item: Item) -> tuple[BinaryIO, Reader]:
     """The item opened and the reader its first bytes call for; OSError if it cannot be read."""
     f = source.open(item)
     try:
-        head = f.read(HEAD)
-        f.seek(0)
+        return f, reader_of(f)
     except BaseException:
         f.close()
         raise
-    return f, reader_for(head)
+
+
+def reader_of(f: BinaryIO) -> Reader:
+    """The reader an open file's first bytes call for, the file rewound; OSError if it cannot
+    be read."""
+    head = f.read(HEAD)
+    f.seek(0)
+    return reader_for(head)
 
 
 def probe_item(source: Source, item: Item, opts: ReadOptions) -> Probe | Skipped | None:

@@ -14,9 +14,10 @@ import numpy as np
 from normstat.fingerprints import gray_image, hashes_of, thumbnail
 from normstat.modes import Mode, get_mode
 from normstat.options import ReadOptions
-from normstat.readers import HEAD, Decoded, Probe, Skipped, reader_for, unreadable
+from normstat.readers import Decoded, Probe, Skipped, unreadable
 from normstat.reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
 from normstat.sources import Item, Shard, Source
+from normstat.verbs.common import reader_of
 
 from .records import ChunkResult, ImageRecord, image_record
 
@@ -43,12 +44,10 @@ def _load(task: FileTask, item: Item, f: BinaryIO | OSError, mode: Mode) -> Load
         return skip, skip, False
     with f:
         try:
-            head = f.read(HEAD)
-            f.seek(0)
+            reader = reader_of(f)
         except OSError as exc:
             skip = Skipped(item.path, unreadable(exc))
             return skip, skip, False
-        reader = reader_for(head)
         if reader.batched:
             return None, None, True
         return (*reader.load(f, item.path, mode, task.read), False)  # type: ignore[attr-defined]

@@ -23,10 +23,10 @@ from normstat.errors import InputError
 from normstat.manifest import Stats
 from normstat.modes import MODES, Mode, get_mode
 from normstat.options import ComputeOptions, ReadOptions
-from normstat.readers import HEAD, Probe, Skipped, reader_for, unreadable
+from normstat.readers import Probe, Skipped, unreadable
 from normstat.reduce.device import plan
 from normstat.sources import Item, Shard, Source
-from normstat.verbs.common import Progress, reading, run_chunks, tick
+from normstat.verbs.common import Progress, reader_of, reading, run_chunks, tick
 
 from .accumulate import Accumulator
 from .arrays import ArrayTask, array_chunk, array_tasks, probe_arrays
@@ -59,9 +59,7 @@ def _streamed_probes(source: Source, shard: Shard, opts: ReadOptions, n: int) ->
                 heads.append(Skipped(item.path, unreadable(f)))
                 continue
             with f:
-                head = f.read(HEAD)
-                f.seek(0)
-                heads.append(reader_for(head).probe(f, item.path, opts))
+                heads.append(reader_of(f).probe(f, item.path, opts))
     except OSError:
         pass  # a sample only: the pass reports it
     finally:
