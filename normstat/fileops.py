@@ -8,18 +8,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import os
 import re
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import IO, Any, BinaryIO
 
 from normstat.errors import OutputError
 
 __all__ = [
     "TEMP_PREFIX",
+    "ByteRange",
     "NotRegularFile",
     "TempFile",
     "atomic_write",
@@ -201,3 +203,37 @@ def is_inside(path: str, root: str) -> bool:
     """True when ``path`` is ``root`` or lies under it, symlinks resolved."""
     path, root = os.path.realpath(path), os.path.realpath(root)
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class ByteRange(io.RawIOBase):
+    """Bytes ``start:start+size`` of the open file ``f``, as a read-only, seekable file of that
+    length: a parser given it cannot read past the range, whatever the header it reads claims
+    (a reader's size window, a tar member read in place)."""
+
+    def __init__(self, f: IO[bytes], start: int, size: int) -> None:
+        super().__init__()
+        self.f, self.start, self.size, self.pos = f, start, max(0, size), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        n = max(0, min(len(buffer), self.size - self.pos))
+        if n == 0:
+            return 0
+        self.f.seek(self.start + self.pos)
+        data = self.f.read(n)
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        return len(data)

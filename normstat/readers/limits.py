@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import io
 import os
-from typing import IO
+from typing import IO, Any
+
+from normstat.fileops import ByteRange
 
 __all__ = [
     "ALLOWANCE",
@@ -63,40 +65,17 @@ def oversized(size: int, raw: int, what: str) -> str | None:
     )
 
 
-class Window(io.RawIOBase):
+class Window(ByteRange):
     """The first ``limit`` bytes of a file, as a read-only file of that length: a parser given
     it can read at most ``limit`` bytes, whatever the header it reads claims. ``exhausted`` says
     whether a read reached the limit (the header did not fit) rather than the file's end."""
 
     def __init__(self, f: IO[bytes], limit: int) -> None:
-        super().__init__()
-        self.f, self.limit, self.pos, self.exhausted = f, limit, 0, False
-        self.size = min(limit, file_size(f))
+        super().__init__(f, 0, min(limit, file_size(f)))
+        self.limit, self.exhausted = limit, False
         self.truncated = self.size == limit
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        want = len(buffer)
-        n = max(0, min(want, self.size - self.pos))
-        if n < want and self.truncated:
+    def readinto(self, buffer: Any) -> int:
+        if len(buffer) > self.size - self.pos and self.truncated:
             self.exhausted = True
-        if n == 0:
-            return 0
-        self.f.seek(self.pos)
-        data = self.f.read(n)
-        buffer[: len(data)] = data
-        self.pos += len(data)
-        return len(data)
+        return super().readinto(buffer)

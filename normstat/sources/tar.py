@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NamedTuple
 
-from normstat.fileops import stays_inside
+from normstat.fileops import ByteRange, stays_inside
 
 from .base import Item, Source
 from .tarscan import MAX_HEADER, Damaged, Header, Sparse, headers_after, scan
@@ -182,37 +182,12 @@ class _Namer:
         return key
 
 
-class _Slice(io.RawIOBase):
+class _Slice(ByteRange):
     """Bytes ``start:start+size`` of ``f``, as a file of that size that closes ``f``."""
 
     def __init__(self, f: BinaryIO, start: int, size: int) -> None:
-        super().__init__()
         end = f.seek(0, io.SEEK_END)
-        self.f, self.start, self.size, self.pos = f, start, max(0, min(size, end - start)), 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def readinto(self, buffer: Any) -> int:
-        n = max(0, min(len(buffer), self.size - self.pos))
-        if n == 0:
-            return 0
-        self.f.seek(self.start + self.pos)
-        data = self.f.read(n)
-        buffer[: len(data)] = data
-        self.pos += len(data)
-        return len(data)
+        super().__init__(f, start, min(size, end - start))
 
     def close(self) -> None:
         if not self.closed:
