@@ -228,10 +228,22 @@ def test_retries_rerun_a_task_that_failed(address: str, tmp_path: Path) -> None:
         list(engine.map(flaky, again))
 
 
+@pytest.fixture
+def kill_address() -> Iterator[tuple[str, set[int]]]:
+    """A cluster of its own for the test that kills a worker: the module's cluster stays whole
+    for the tests after it (a nanny restarting a killed worker under load may take long)."""
+    with (
+        _cluster(1, n_workers=2, threads_per_worker=1) as c,
+        Client(c, set_as_default=False) as client,
+    ):
+        client.wait_for_workers(2, timeout=60)
+        yield str(c.scheduler_address), set(client.run(os.getpid).values())
+
+
 def test_a_worker_killed_mid_run_loses_no_result(
-    address: str, client: Client, tmp_path: Path
+    kill_address: tuple[str, set[int]], tmp_path: Path
 ) -> None:
-    workers = set(client.run(os.getpid).values())
+    address, workers = kill_address
     with DaskEngine(address) as engine, time_limit(120):
         results = engine.map(held, [(str(tmp_path), i) for i in range(8)])
         got = [next(results), next(results)]

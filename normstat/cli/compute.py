@@ -1,0 +1,114 @@
+"""compute: a train split → its stats manifest."""
+
+from __future__ import annotations
+
+import typer
+
+from normstat import api
+from normstat.fileops import replaceable
+from normstat.modes import MODES
+
+from .base import app, capped_workers, errors
+from .console import Reporter, stats_table
+from .params import (
+    Alphas,
+    Column,
+    Debug,
+    Devices,
+    NpyLayouts,
+    Quiet,
+    StorageOptions,
+    Workers,
+    mode_option,
+)
+
+__all__ = ["compute"]
+
+
+@app.command()
+@errors
+def compute(
+    srcs: list[str] = typer.Argument(
+        ...,
+        metavar="SRC...",
+        help="Folders (recursive), image files, @list.txt files, .tar or .parquet shards "
+        "(brace patterns: shard-{000..127}.tar), or URLs of any of these (s3://bucket/prefix).",
+    ),
+    output: str = typer.Option(..., "--output", "-o", help="The stats manifest to write."),
+    workers: int | None = Workers,
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        envvar="DASK_SCHEDULER_ADDRESS",
+        metavar="tcp://HOST:PORT",
+        help="Run on this Dask cluster (needs the dask extra).",
+    ),
+    retries: int = typer.Option(
+        0, "--retries", min=0, help="On a cluster: retry a shard this often on transient errors."
+    ),
+    partials_dir: str | None = typer.Option(
+        None,
+        "--partials-dir",
+        metavar="DIR",
+        help="Keep each finished shard here (folder or URL); a rerun redoes only what is missing.",
+    ),
+    storage_options: str | None = StorageOptions,
+    column: str | None = Column,
+    device: Devices = typer.Option(
+        "auto",
+        help="Where to reduce: auto uses a usable GPU for large .npy data.",
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Exit 2 on the first unreadable image."),
+    mode: str | None = typer.Option(
+        None, callback=mode_option, help=f"Dataset mode ({', '.join(MODES)}); default: majority."
+    ),
+    alpha: Alphas = typer.Option("drop", help="Drop or keep alpha channels."),
+    max_pixels: int = typer.Option(
+        api.DEFAULT_MAX_PIXELS, min=1, help="Skip images larger than this (decompression bombs)."
+    ),
+    npy_layout: NpyLayouts = typer.Option(
+        "auto",
+        help="3-D .npy arrays: H×W×C image (hwc), N×H×W stack (nhw), or auto.",
+    ),
+    quiet: bool = Quiet,
+    debug: bool = Debug,
+) -> None:
+    """Compute per-channel statistics of a train split and write a manifest.
+
+    Example: normstat compute data/train -o stats.json --workers 4
+    """
+    replaceable(output, "stats manifest", "normstat/stats@")  # before the long pass
+    rep = Reporter(quiet)
+    partials = None
+    if partials_dir is not None:
+        partials = api.Partials(partials_dir, storage_options or {})  # type: ignore[arg-type]
+    with rep.progress() as progress:
+        stats = api.compute(
+            srcs,
+            workers=capped_workers(rep, workers),
+            mode=mode,
+            alpha=alpha,
+            strict=strict,
+            max_pixels=max_pixels,
+            device=device,
+            npy_layout=npy_layout,
+            storage_options=storage_options,  # type: ignore[arg-type]  # parsed by the callback
+            column=column,
+            scheduler=scheduler,
+            retries=retries,
+            partials_dir=partials,
+            progress=progress,
+        )
+    replaceable(output, "stats manifest", "normstat/stats@")  # and again: it took a while
+    stats.save(output)
+    for s in stats.skipped[:10]:
+        rep.warn(f"skipped {s['path']}: {s['reason']}")
+    if len(stats.skipped) > 10:
+        rep.warn(f"... and {len(stats.skipped) - 10} more skipped (listed in {output})")
+    rep.out.print(stats_table(stats))
+    if partials is not None:
+        rep.say(
+            f"Partials in {partials_dir}: {partials.kept} shards kept, {partials.made} reduced"
+            + (f", {partials.redone} unreadable ones redone" if partials.redone else "")
+        )
+    rep.say(f"Wrote {output}")
