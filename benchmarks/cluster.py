@@ -12,7 +12,6 @@ Needs ``pip install -e '.[dask]'``; the corpus as throughput.py builds it (corpu
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import platform
@@ -57,14 +56,7 @@ def pool_seconds(folder: Path) -> float:
 
 
 def on_cluster(folder: Path, address: str) -> normstat.Stats:
-    """compute with ``scheduler=``, through the verb until the API takes it."""
-    if "scheduler" in inspect.signature(normstat.compute).parameters:
-        return normstat.compute(str(folder), scheduler=address)  # type: ignore[call-arg]
-    from normstat.options import ComputeOptions
-    from normstat.sources import resolve
-    from normstat.verbs.compute import compute
-
-    return compute(resolve(str(folder)), ComputeOptions(), None, None, scheduler=address)
+    return normstat.compute(str(folder), scheduler=address)
 
 
 def start_cluster() -> tuple[object, float]:

@@ -5,7 +5,6 @@ cluster giving the bytes ``workers=1`` gives."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import signal
@@ -412,13 +411,7 @@ def _images(folder: Path) -> None:
 
 
 def _on_cluster(folder: Path, address: str) -> normstat.Stats:
-    if "scheduler" in inspect.signature(normstat.compute).parameters:
-        return normstat.compute(str(folder), scheduler=address)  # type: ignore[call-arg]
-    from normstat.options import ComputeOptions
-    from normstat.sources import resolve
-    from normstat.verbs.compute import compute
-
-    return compute(resolve(str(folder)), ComputeOptions(), None, None, scheduler=address)
+    return normstat.compute(str(folder), scheduler=address)
 
 
 def _saved(stats: normstat.Stats, path: Path) -> tuple[dict[str, Any], bytes]:
