@@ -76,7 +76,7 @@ def compute(
     whose counts say what was kept) keeps each finished shard, so a rerun reduces only what
     is missing. The result is byte-identical whatever ran it.
     """
-    opts = ComputeOptions(mode, alpha, strict, max_pixels, device, npy_layout)
+    opts = ComputeOptions(mode, alpha, strict, max_pixels, device, npy_layout, column)
     if retries < 0:
         raise ValueError("retries must be 0 or more")
     source = resolve(srcs, storage_options, column)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import json
 import pickle
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 from PIL import Image
 
 import normstat
-from normstat.errors import InputError
+from normstat.errors import InputError, ManifestError
 from normstat.sources import Item, LocalSource, Shard, resolve
 from normstat.sources import tar as tar_module
 from normstat.sources.containers import ContainerSource
@@ -567,3 +568,27 @@ def test_container_source_pickles_without_handles(shards: Path) -> None:
     assert source.name == str(shards / "tars") and source.locations() == [str(shards / "tars")]
     shard = Shard(str(shards / "tars"), "shard-000.tar", None, "v")
     assert [i for i, _ in source.stream(shard)] == items[:6]
+
+
+def test_the_column_compute_was_given_is_recorded_and_check_reopens_rows_by_it(
+    tmp_path: Path,
+) -> None:
+    """Near-duplicates are verified on the contributor's pixels: its row is reopened in the
+    column the statistics came from, which auto-detection could not choose (two columns)."""
+    thumbs = [RNG.integers(0, 256, (16, 16, 3), np.uint8) for _ in range(3)]
+    path = tmp_path / "two.parquet"
+    images = [_encode(np.full((16, 16, 3), v, np.uint8)) for v in (10, 20, 30)]
+    _write_parquet(path, images, "binary", thumb=pa.array(map(_encode, thumbs), pa.binary()))
+    stats = normstat.compute(path, workers=1, column="thumb")
+    assert stats.data["options"]["column"] == "thumb"
+    (tmp_path / "test").mkdir()
+    Image.fromarray(thumbs[1]).save(tmp_path / "test" / "near.jpg", quality=95)
+    saved = tmp_path / "stats.json"
+    stats.save(str(saved))
+    report = normstat.check(tmp_path / "test", saved, workers=1)
+    assert [(x.train, x.kind) for x in report.leaked] == [(str(path) + "[1]", "near")]
+    data = json.loads(saved.read_text())
+    data["options"]["column"] = ["thumb"]
+    saved.write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="options.column"):
+        normstat.Stats.load(str(saved))

@@ -134,6 +134,8 @@ def _options(r: Reader, options: Any) -> None:
         r.choice(options["device"], "options.device", DEVICES)
     if "mode" in options:
         r.text(options["mode"], "options.mode")
+    if "column" in options:
+        r.text(options["column"], "options.column")
     if "strict" in options and not isinstance(options["strict"], bool):
         r.fail("'options.strict' must be true or false")
     if options.get("max_pixels") is not None:

@@ -78,9 +78,14 @@ def resolve(
     return _with_containers(_byte_source(paths, storage_options), column)
 
 
-def for_roots(roots: list[str], storage_options: Mapping[str, Any] | None = None) -> Source:
+def for_roots(
+    roots: list[str],
+    storage_options: Mapping[str, Any] | None = None,
+    column: str | None = None,
+) -> Source:
     """The source that opens contributors recorded under ``roots`` (a manifest's ``sources``):
-    remote roots through fsspec, containers' members through their container."""
+    remote roots through fsspec, containers' members through their container (``column``:
+    the parquet image column compute was given)."""
     for root in roots:
         scheme = has_scheme(root)
         if scheme and scheme in SCHEMES:
@@ -92,4 +97,4 @@ def for_roots(roots: list[str], storage_options: Mapping[str, Any] | None = None
         inner: Source = FsspecSource((), dict(storage_options or {}))
     else:
         inner = LocalSource(())
-    return _with_containers(inner)
+    return _with_containers(inner, column)

@@ -85,7 +85,8 @@ def check(
             jobs = found.jobs + internal
             results: list[Any] = []
             vchunks = split(jobs, engine.workers)
-            train = for_roots(fp.roots, storage_options)
+            column = stats.data.get("options", {}).get("column")
+            train = for_roots(fp.roots, storage_options, column)
 
             def vtask(c: list[Any]) -> VerifyTask:
                 return VerifyTask(c, source, train, mode.name, read)
