@@ -3,7 +3,8 @@ systems): every implementation of a contract runs the same tests. A new source, 
 or partial statistic is added to the parameter lists below and must pass them all.
 
 - Source: sorted, de-duplicated items; ``open`` gives a readable, seekable binary file object;
-  the source pickles (a worker reopens items itself); a missing item is an OSError.
+  the source pickles (a worker reopens items itself); a missing item is an OSError; its shards
+  cover the items once, in order, and stream their bytes; every item has a version stamp.
 - Reader: gets a file object, never a path; bad bytes give ``Skipped``, never an exception;
   ``read`` yields ``probe.count`` images of the target's dtype and channels, and a slice of them
   on request; the registry imports reader modules lazily and names the extra a missing one needs.
@@ -58,13 +59,26 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+KINDS = ["local", "memory", "fsspec", "containers"]
+
+
 def _sources(tree: Path) -> list[Any]:
-    return [LocalSource((str(tree),)), memory_copy(tree, "mem://tree")]
+    """One of each implementation over the same files: fsspec's through its ``file://``
+    protocol (no network), the container wrapper over plain files (every verb's source)."""
+    from normstat.sources.containers import ContainerSource
+    from normstat.sources.remote import FsspecSource
+
+    return [
+        LocalSource((str(tree),)),
+        memory_copy(tree, "mem://tree"),
+        FsspecSource((tree.as_uri(),), {}),
+        ContainerSource(LocalSource((str(tree),))),
+    ]
 
 
-@pytest.mark.parametrize("kind", ["local", "memory"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_source_items_are_sorted_unique_and_open_to_their_bytes(tree: Path, kind: str) -> None:
-    source = _sources(tree)[["local", "memory"].index(kind)]
+    source = _sources(tree)[KINDS.index(kind)]
     items = source.items()
     assert items == sorted(items) and len(set(items)) == len(items)
     assert [i.rel for i in items] == ["a.png", "b/c.bin", "z.txt"]
@@ -80,14 +94,30 @@ def test_source_items_are_sorted_unique_and_open_to_their_bytes(tree: Path, kind
     assert isinstance(source.manifest_root(items[0].root), str)
 
 
-@pytest.mark.parametrize("kind", ["local", "memory"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_source_pickles_and_reopens_in_another_process(tree: Path, kind: str) -> None:
-    source = _sources(tree)[["local", "memory"].index(kind)]
+    source = _sources(tree)[KINDS.index(kind)]
     again = pickle.loads(pickle.dumps(source))
     assert again == source and again.items() == source.items()
     with make_engine(2) as engine:
         sizes = list(engine.map(_size, [(source, item) for item in source.items()]))
     assert sizes == [(tree / i.rel).stat().st_size for i in source.items()]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_source_shards_cover_items_in_order_and_stream_their_bytes(tree: Path, kind: str) -> None:
+    source = _sources(tree)[KINDS.index(kind)]
+    items = source.items()
+    shards = source.shards()
+    streamed = [(item, f) for shard in shards for item, f in source.stream(shard)]
+    assert [item for item, _ in streamed] == items
+    for item, f in streamed:
+        assert not isinstance(f, OSError)
+        with f:
+            assert f.read() == (tree / item.rel).read_bytes()
+    versions = [source.version(item) for item in items]
+    assert all(isinstance(v, str) and v for v in versions)
+    assert source.shards() == shards  # the same plan each time
 
 
 def _size(task: tuple[Any, Item]) -> int:
@@ -96,9 +126,9 @@ def _size(task: tuple[Any, Item]) -> int:
         return len(fh.read())
 
 
-@pytest.mark.parametrize("kind", ["local", "memory"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_source_missing_item_is_an_oserror(tree: Path, kind: str) -> None:
-    source = _sources(tree)[["local", "memory"].index(kind)]
+    source = _sources(tree)[KINDS.index(kind)]
     root = source.items()[0].root
     with pytest.raises(OSError):
         source.open(Item(root, "nothing/here.png"))
