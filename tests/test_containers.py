@@ -6,8 +6,8 @@ and hostile shards are skipped with a reason, never a crash, never a write outsi
 from __future__ import annotations
 
 import io
-import os
 import json
+import os
 import pickle
 import shutil
 import subprocess
@@ -590,5 +590,5 @@ def test_the_column_compute_was_given_is_recorded_and_check_reopens_rows_by_it(
     data = json.loads(saved.read_text())
     data["options"]["column"] = ["thumb"]
     saved.write_text(json.dumps(data))
-    with pytest.raises(ManifestError, match="options.column"):
+    with pytest.raises(ManifestError, match=r"options\.column"):
         normstat.Stats.load(str(saved))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from .dataset import DatasetMoments
 from .histograms import PERCENTILES, histogram, histograms, percentiles_from_histogram
 from .moments import (
-    CompensatedSum,
     FloatMoments,
     IntMoments,
     Partial,
@@ -17,7 +16,6 @@ from .moments import (
 
 __all__ = [
     "PERCENTILES",
-    "CompensatedSum",
     "DatasetMoments",
     "FloatMoments",
     "IntMoments",

@@ -24,7 +24,6 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 __all__ = [
-    "CompensatedSum",
     "FloatMoments",
     "IntMoments",
     "Partial",
@@ -187,36 +186,3 @@ def float_partial(channel: Any, xp: ModuleType = np) -> FloatMoments:
     resid = float(r.sum())
     m2 = float((r * r).sum()) - resid * resid / n
     return FloatMoments(n, shift, mean + resid / n, max(m2, 0.0), float(x.min()), float(x.max()))
-
-
-@dataclass
-class CompensatedSum:
-    """Neumaier summation: the mean of per-image stds stays accurate over millions of images."""
-
-    total: float = 0.0
-    compensation: float = 0.0
-
-    def add(self, x: float) -> None:
-        t = self.total + x
-        if abs(self.total) >= abs(x):
-            self.compensation += (self.total - t) + x
-        else:
-            self.compensation += (x - t) + self.total
-        self.total = t
-
-    @property
-    def value(self) -> float:
-        return self.total + self.compensation
-
-    def merge(self, other: CompensatedSum) -> CompensatedSum:
-        out = CompensatedSum(self.total, self.compensation)
-        out.add(other.total)
-        out.compensation += other.compensation
-        return out
-
-    def to_state(self) -> dict[str, Any]:
-        return {"total": self.total, "compensation": self.compensation}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> CompensatedSum:
-        return cls(float(state["total"]), float(state["compensation"]))
