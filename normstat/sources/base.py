@@ -1,6 +1,7 @@
 """The source contract: where a split's bytes come from.
 
-A source lists its items (sorted, de-duplicated) and opens each as a binary file object; it is a
+A source lists its items (sorted, de-duplicated; a container's members take its place in that
+order, in the order the container stores them) and opens each as a binary file object; it is a
 small picklable value, so a worker process (or another machine) reopens items itself. Sources are
 the only code that opens input data: readers get file objects, never paths.
 
@@ -97,7 +98,8 @@ class Source(Protocol):
         ...
 
     def items(self) -> list[Item]:
-        """Every item, sorted, each underlying file once; InputError if a root is missing."""
+        """Every item, sorted (a container's members in their stored order, where the container
+        sorts), each underlying file once; InputError if a root is missing."""
         ...
 
     def open(self, item: Item) -> BinaryIO:
