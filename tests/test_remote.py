@@ -213,6 +213,24 @@ def test_source_pickles_without_its_listing_and_reopens_by_url(bucket: S3Server)
         FsspecSource((), bucket.options).open(Item("s3://bkt/train", "nope.png"))
 
 
+def test_open_without_a_listing_is_one_get_for_a_small_object(s3_env: S3Server) -> None:
+    """apply and check open items one by one in workers that hold no listing: a small object
+    is one GET (no HEAD first); a larger one, or an empty one, is still read whole and right."""
+    objects = {"o/small.png": os.urandom(50_000), "o/large.bin": os.urandom(600_000), "o/e": b""}
+    s3_env.put("bkt", objects)
+    bare = FsspecSource((), s3_env.options)
+    for key, data in objects.items():
+        with s3_env.requests() as requests, bare.open(Item("s3://bkt", key)) as f:
+            assert f.read() == data
+        if key == "o/small.png":
+            assert requests == [f"GET /bkt/{key} 206"], requests
+    listed = FsspecSource(("s3://bkt/o",), s3_env.options)
+    items = listed.items()
+    with s3_env.requests() as requests:
+        assert [listed.open(i).read() for i in items] == [objects[f"o/{i.rel}"] for i in items]
+    assert all(r.startswith("GET ") for r in requests), requests  # sizes known: no HEAD
+
+
 # ---------------------------------------------------------------- compute, apply, check
 
 

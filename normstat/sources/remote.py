@@ -2,29 +2,39 @@
 
 Each root is listed in one flat, paginated pass (``find``: ListObjectsV2 pages of 1,000), never
 a walk per "directory"; the listing's sizes and ETags give ``version``. Plain objects are
-fetched concurrently (``stream``); ``open`` reads with range requests. Credentials come from
+fetched concurrently (``stream``); ``open`` fetches a small object in one GET and reads a
+larger one with range requests. Credentials come from
 the protocol's own configuration (AWS_* variables and files; botocore ≥ 1.31 reads
 ``AWS_ENDPOINT_URL``) and ``storage_options``; they, URL userinfo and query strings (signed
-URLs, SAS tokens) never reach a name, a manifest or a message."""
+URLs, SAS tokens) never reach a name, a manifest or a message (``storage.py``)."""
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import io
 import json
 import os
-import re
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 from urllib.parse import unquote
 
 from normstat.errors import InputError
 
 from .base import Item, Shard, plain_shards
 from .local import has_scheme, open_input
+from .storage import (
+    AZ,
+    Guarded,
+    Root,
+    as_oserror,
+    clean_url,
+    describe,
+    option_secrets,
+    parse,
+    storage_call,
+)
 
 __all__ = ["FsspecSource", "as_oserror", "clean_url"]
 
@@ -37,108 +47,17 @@ _BLOCK = 2 << 20
 # and _BATCH_BYTES (by listed size; unknown: _LARGE); the next batch downloads while this one is
 # decoded, so a worker holds at most two batches.
 _LARGE = 4 << 20
+_FIRST = 256 << 10  # open() of an object of unknown size: fetched whole when it is smaller
 _BATCH_ITEMS = 64
 _BATCH_BYTES = 32 << 20
-_AZ = ("az", "abfs", "abfss", "adl")  # abfs://container@account: userinfo a name, no secret
 
-_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", **dict.fromkeys(_AZ, "azure")}
+_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", **dict.fromkeys(AZ, "azure")}
 _PACKAGES = {"s3": "s3fs", "gcs": "gcsfs", "azure": "adlfs"}
 # What these packages raise is a storage failure (an OSError for the item); the rest: bugs.
-_STORAGES = {"botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "adlfs", "azure", "google"}
-_SECRET_KEY = re.compile(r"key|secret|token|pass|cred|sas|sig|connection", re.IGNORECASE)
-_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$", re.DOTALL)
-_USERINFO = re.compile(r"(://)[^/@\s\"']*:[^/@\s\"']*@")
-_QUERY = re.compile(r"(://[^\s\"'?]*)\?[^\s\"']*")
-_DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}
-
-
-class _Root(NamedTuple):
-    clean: str  # as names, manifests and messages show it
-    request: str  # as requested (an https query kept; s3 userinfo moved into options)
-    options: dict[str, Any]
-
-
-def clean_url(url: str) -> str:
-    """``url`` without credentials, query, fragment, trailing slash: as a manifest records it."""
-    return _parse(url, {})[0].clean
-
-
-def _parse(url: str, options: dict[str, Any]) -> tuple[_Root, list[str]]:
-    """The root, and the secrets it carries (userinfo, query values) for scrubbing."""
-    match = _URL.match(url)
-    if match is None:
-        return _Root(url, url, options), []
-    scheme, netloc, path, query, _ = match.groups()
-    protocol = scheme.lower()
-    secrets = [v for part in (query or "")[1:].split("&") for v in part.split("=")[1:] if v]
-    userinfo, at, host = netloc.rpartition("@")
-    opts = dict(options)
-    if at and (protocol not in _AZ or ":" in userinfo):
-        secrets += [unquote(s) for s in userinfo.split(":") if s] + [userinfo]
-        if protocol in ("s3", "s3a"):  # s3://KEY:SECRET@bucket
-            key, _, secret = userinfo.partition(":")
-            opts.update(key=unquote(key), secret=unquote(secret))
-            netloc = host
-    else:
-        host = netloc
-    path = path.rstrip("/")
-    clean = f"{scheme}://{host}{path}"
-    return _Root(clean, f"{scheme}://{netloc}{path}{query or ''}", opts), secrets
-
-
-def _option_secrets(options: Any, secret: bool = False) -> Iterator[str]:
-    """String values under credential-like keys (key, secret, token, sas_token, ...)."""
-    if secret and isinstance(options, str) and options:
-        yield options
-    pairs: Any = options.items() if isinstance(options, dict) else ()
-    pairs = enumerate(options) if isinstance(options, list | tuple) else pairs
-    for k, v in pairs:
-        yield from _option_secrets(v, secret or bool(_SECRET_KEY.search(str(k))))
-
-
-def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    """``text`` as one line without the secrets, URL userinfo or query strings."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    text = _QUERY.sub(r"\1", _USERINFO.sub(r"\1", text))
-    text = " ".join(text.split())
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _is_storage_error(exc: BaseException) -> bool:
-    mro = type(exc).__mro__
-    return isinstance(exc, OSError) or any(k.__module__.split(".")[0] in _STORAGES for k in mro)
-
-
-def as_oserror(exc: BaseException, secrets: tuple[str, ...] = ()) -> OSError:
-    """A storage failure as an OSError whose ``strerror`` is a short, clean reason (the
-    ``skipped`` reason), of the subclass that fits (not found, access denied, timeout)."""
-    kind, code = type(exc).__name__, ""
-    for e in (exc.__cause__, exc):  # botocore's ClientError, or s3fs's error made of one
-        response = getattr(e, "response", None)
-        if isinstance(response, dict):
-            code = str(response.get("Error", {}).get("Code", ""))
-    text = scrub(exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc), secrets)
-    if isinstance(exc, FileNotFoundError) or code in ("NoSuchKey", "NoSuchBucket", "404"):
-        return FileNotFoundError(errno.ENOENT, "no such object")
-    if isinstance(exc, PermissionError) or code in _DENIED:
-        return PermissionError(errno.EACCES, f"access denied ({code or text or kind})")
-    if kind in ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError"):
-        return PermissionError(errno.EACCES, "no credentials found")
-    if kind == "FileExpired":
-        return OSError(errno.ESTALE, "the object changed while it was read")
-    if isinstance(exc, TimeoutError) or "Timeout" in kind:
-        return TimeoutError(errno.ETIMEDOUT, f"timed out ({kind})")
-    if isinstance(exc, ConnectionError) or "Connect" in kind:
-        return ConnectionError(errno.ECONNREFUSED, f"cannot connect: {text or kind}")
-    number = exc.errno if isinstance(exc, OSError) and isinstance(exc.errno, int) else errno.EIO
-    return OSError(number, text or kind)
-
-
 _FILESYSTEMS: dict[tuple[int, str, str], Any] = {}
 
 
-def _filesystem(protocol: str, root: _Root, shown: str) -> Any:
+def _filesystem(protocol: str, root: Root, shown: str) -> Any:
     """The protocol's filesystem for these options, made once per process (never pickled)."""
     key = (os.getpid(), protocol, json.dumps(root.options, sort_keys=True, default=repr))
     if key in _FILESYSTEMS:
@@ -155,17 +74,13 @@ def _filesystem(protocol: str, root: _Root, shown: str) -> Any:
             raise InputError(shown, f"unknown URL scheme '{protocol}://'") from None
         else:
             http = protocol in ("http", "https")
-            need = "aiohttp: pip install aiohttp" if http else _describe(exc)
+            need = "aiohttp: pip install aiohttp" if http else describe(exc)
         raise InputError(shown, f"{protocol}:// URLs need {need}") from None
     try:
         fs = _FILESYSTEMS[key] = cls(**root.options)
     except Exception as exc:  # unknown or ill-typed storage options
-        raise InputError(shown, f"storage options refused: {_describe(exc)}") from None
+        raise InputError(shown, f"storage options refused: {describe(exc)}") from None
     return fs
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:200]
 
 
 def _stamp(info: dict[str, Any]) -> str | None:
@@ -190,19 +105,19 @@ class FsspecSource:
     roots: tuple[str, ...]
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False, hash=False)
     # Derived in __post_init__, never compared: the roots parsed, the secrets to scrub.
-    _given: dict[str, _Root] = field(init=False, repr=False, compare=False, hash=False)
-    _base: _Root = field(init=False, repr=False, compare=False, hash=False)
+    _given: dict[str, Root] = field(init=False, repr=False, compare=False, hash=False)
+    _base: Root = field(init=False, repr=False, compare=False, hash=False)
     _secrets: tuple[str, ...] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        opts, given = self.storage_options, dict[str, _Root]()
-        secrets = list(_option_secrets(opts))
+        opts, given = self.storage_options, dict[str, Root]()
+        secrets = list(option_secrets(opts))
         for url in self.roots:
-            root, found = _parse(url, opts)
+            root, found = parse(url, opts)
             given.setdefault(root.clean, root)
             secrets += found
         object.__setattr__(self, "_given", given)
-        object.__setattr__(self, "_base", _Root("", "", opts))
+        object.__setattr__(self, "_base", Root("", "", opts))
         object.__setattr__(self, "_secrets", tuple(sorted(set(secrets), key=len, reverse=True)))
 
     @property
@@ -229,7 +144,7 @@ class FsspecSource:
                 listed[item] = (info.get("size"), _stamp(info))
         return sorted(first.values())
 
-    def _list(self, root: _Root) -> list[tuple[Item, dict[str, Any]]]:
+    def _list(self, root: Root) -> list[tuple[Item, dict[str, Any]]]:
         protocol = has_scheme(root.clean) or ""
         fs = _filesystem(protocol, root, root.clean)
         path = type(fs)._strip_protocol(root.request.partition("?")[0]).rstrip("/")
@@ -257,7 +172,7 @@ class FsspecSource:
             raise InputError(root.clean, "no such object, and no objects under this prefix")
         return out
 
-    def _locate(self, item: Item) -> tuple[str, str, _Root]:
+    def _locate(self, item: Item) -> tuple[str, str, Root]:
         """(protocol, URL to request, the root whose options apply)."""
         root = self._given.get(item.path)
         if root is not None:  # an object given by its URL (a signed URL's query kept)
@@ -273,9 +188,28 @@ class FsspecSource:
         if protocol == "file":  # as local files are: a FIFO never blocks
             return open_input(_local_path(url))
         fs = _filesystem(protocol, root, item.root)
-        tuning = {"block_size": _BLOCK, "cache_type": "readahead"} if fs.async_impl else {}
-        f = _storage_call(self._secrets, fs.open, type(fs)._strip_protocol(url), "rb", **tuning)
-        return _Guarded(f, self._secrets)  # type: ignore[return-value]
+        path = type(fs)._strip_protocol(url)
+        if fs.async_impl:
+            # One GET for a small object (apply and check open items one at a time, in workers
+            # that hold no listing), instead of a HEAD for its size and then a GET.
+            known = self._listed.get(item, (None,))[0]
+            window = _FIRST if known is None else known
+            if window == 0:
+                return io.BytesIO(b"")
+            if window <= _LARGE:
+                try:
+                    data = storage_call(self._secrets, fs.cat_file, path, start=0, end=window)
+                except (FileNotFoundError, PermissionError):
+                    raise
+                except OSError:  # a range of an empty object is "not satisfiable": open it
+                    data = None
+                if data is not None and (len(data) < window or known is not None):
+                    return io.BytesIO(data)
+            tuning = {"block_size": _BLOCK, "cache_type": "readahead"}
+        else:
+            tuning = {}
+        f = storage_call(self._secrets, fs.open, path, "rb", **tuning)
+        return Guarded(f, self._secrets)  # type: ignore[return-value]
 
     def manifest_root(self, root: str) -> str:
         return clean_url(root)
@@ -356,45 +290,3 @@ class FsspecSource:
 
 def _local_path(url: str) -> str:
     return unquote(url.split("://", 1)[1])
-
-
-def _storage_call(secrets: tuple[str, ...], fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)``, a storage failure raised as ``as_oserror`` makes it."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception as exc:
-        if not _is_storage_error(exc) or isinstance(exc, io.UnsupportedOperation):
-            raise
-        raise as_oserror(exc, secrets) from None
-
-
-class _Guarded(io.RawIOBase):
-    """A remote file whose failures mid-read (a lost connection, an object replaced) are
-    OSErrors with a clean reason too. No ``fileno``: readers never memory-map it."""
-
-    def __init__(self, f: Any, secrets: tuple[str, ...]) -> None:
-        self._f, self._secrets = f, secrets
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        return _storage_call(self._secrets, self._f.read, -1 if size is None else size)
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return _storage_call(self._secrets, self._f.seek, offset, whence)
-
-    def tell(self) -> int:
-        return self._f.tell()
-
-    def close(self) -> None:
-        self._f.close()
-        super().close()
