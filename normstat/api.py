@@ -15,6 +15,8 @@ from .options import (
     ApplyOptions,
     CheckOptions,
     ComputeOptions,
+    float_list,
+    percentile_list,
 )
 from .sources import Source, resolve
 from .verbs import apply as apply_verb
@@ -58,6 +60,9 @@ def compute(
     retries: int = 0,
     partials_dir: str | os.PathLike[str] | Partials | None = None,
     progress: Progress | None = None,
+    nodata: float | str | Sequence[float] | None = None,
+    percentiles: str | Sequence[float] | None = None,
+    value_range: str | Sequence[float] | None = None,
 ) -> Stats:
     """Statistics of every image under ``srcs`` (paths, or a ``Source``), in one streaming pass:
     each file is opened once, probed and reduced in the mode a header sample predicts; should
@@ -75,8 +80,24 @@ def compute(
     retried up to ``retries`` times. ``partials_dir`` (a folder, a URL, or a ``Partials``
     whose counts say what was kept) keeps each finished shard, so a rerun reduces only what
     is missing. The result is byte-identical whatever ran it.
+
+    Masks: ``nodata`` (one value, or one per channel; ``"nan"`` for float data) and
+    ``alpha="mask"`` (alpha 0 is invalid; the alpha channel is then not a statistic) leave
+    invalid pixels out of every statistic, channel by channel. ``percentiles`` chooses the
+    reported percentiles (default 0.5, 1, 5, 50, 95, 99, 99.5); ``value_range`` (lo, hi) gives
+    float data histograms, hence percentiles, over that range.
     """
-    opts = ComputeOptions(mode, alpha, strict, max_pixels, device, npy_layout)
+    opts = ComputeOptions(
+        mode,
+        alpha,
+        strict,
+        max_pixels,
+        device,
+        npy_layout,
+        None if nodata is None else float_list("nodata", nodata),
+        None if percentiles is None else percentile_list(percentiles),
+        None if value_range is None else _range(value_range),
+    )
     if retries < 0:
         raise ValueError("retries must be 0 or more")
     source = resolve(srcs, storage_options, column)
@@ -94,6 +115,13 @@ def compute(
         retries=retries,
         partials=partials,
     )
+
+
+def _range(value: str | Sequence[float]) -> tuple[float, float]:
+    values = float_list("range", value)
+    if len(values) != 2:
+        raise ValueError(f"range must be two numbers LO,HI, not {value!r}")
+    return values[0], values[1]
 
 
 def apply(
