@@ -196,9 +196,9 @@ def check_histogram(r: Reader, hist: np.ndarray, data: dict[str, Any]) -> None:
     """The sidecar's histogram must be the one ``state`` and ``raw.min``/``max`` came from:
     merge adds histograms, and percentiles are read from them."""
     state = data["state"]
-    counts, _ = valid_counts(data, len(hist))
+    valid, _ = valid_counts(data, len(hist))
     for c, row in enumerate(hist):
-        count = counts[c]
+        count = valid[c]
         values = np.flatnonzero(row)
         counts = [int(h) for h in row[values]]
         bins = [int(v) for v in values]
