@@ -140,15 +140,18 @@ def apply(
     storage_options: Mapping[str, Any] | None = None,
     column: str | None = None,
     progress: Progress | None = None,
+    invalid: str = "zero",
 ) -> ApplyResult:
     """Write every image of ``srcs`` as a normalized array ``OUT_DIR/<rel path>.npy`` (images
     of a stack: ``OUT_DIR/stack.npy[i].npy``).
 
     ``stats`` is a manifest path, a loaded ``Stats`` or ``"imagenet"``. Existing outputs are kept
     (resume) unless ``overwrite``; output is refused inside a source folder, and over output
-    made from other statistics or options.
+    made from other statistics or options. Statistics computed with masks mask the same way
+    (their nodata and alpha rule; else a file's own nodata tag): invalid pixels are written
+    as 0 after normalisation, or NaN with ``invalid="nan"``.
     """
-    opts = ApplyOptions(scale, std, dtype, layout, overwrite, strict, max_pixels)
+    opts = ApplyOptions(scale, std, dtype, layout, overwrite, strict, max_pixels, invalid)
     given = stats if isinstance(stats, Stats) else os.fspath(stats)
     source = resolve(srcs, storage_options, column)
     return apply_verb.apply(source, given, os.fspath(out_dir), opts, workers, progress)

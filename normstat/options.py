@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "DEVICES",
     "DTYPES",
+    "INVALIDS",
     "LAYOUTS",
     "NPY_LAYOUTS",
     "SCALES",
@@ -40,6 +41,7 @@ SCALES = ("standard", "unit", "symmetric", "per-image")
 STDS = ("pooled", "per-image-mean")
 DTYPES = ("float32", "float16")
 LAYOUTS = ("chw", "hwc")
+INVALIDS = ("zero", "nan")  # what apply writes for a pixel a mask leaves out
 
 DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 178_956_970
 DEFAULT_THRESHOLD = 0.95  # near-duplicate score; chosen from benchmarks/leaks.py: see README
@@ -193,8 +195,10 @@ class ApplyOptions:
     overwrite: bool = False
     strict: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    invalid: str = "zero"
 
     def __post_init__(self) -> None:
+        choose("invalid", self.invalid, INVALIDS)
         choose("scale", self.scale, SCALES)
         choose("std", self.std, STDS)
         choose("dtype", self.dtype, DTYPES)

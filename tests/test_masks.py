@@ -321,3 +321,86 @@ def test_show_prints_a_masked_manifest(tmp_path: Path) -> None:
     assert invoke("compute", tmp_path / "d", "-o", path, "--nodata", "0").exit_code == 0
     result = invoke("show", path)
     assert result.exit_code == 0, result.stderr
+
+
+# ---------------------------------------------------------------- apply
+
+
+def _expected_output(x: np.ndarray, valid: np.ndarray, mean, std, fill: float) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """NumPy reference: (x/max - mean)/std on valid pixels, ``fill`` elsewhere, CHW."""
+    y = (x.astype(np.float64) / 255 - np.asarray(mean)) / np.asarray(std)
+    y[~valid] = fill
+    return np.moveaxis(y, 2, 0)
+
+
+@pytest.mark.parametrize("invalid", ["zero", "nan"])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_apply_masks_like_compute(tmp_path: Path, invalid: str, dtype: str) -> None:
+    arrays = _rgb_data(tmp_path / "d")
+    stats_path = tmp_path / "s" / "stats.json"
+    stats = normstat.compute(str(tmp_path / "d"), nodata="0,0,255", workers=1)
+    stats.save(str(stats_path))
+    result = invoke(
+        "apply",
+        tmp_path / "d",
+        "--stats",
+        stats_path,
+        "-o",
+        tmp_path / "out",
+        "--invalid",
+        invalid,
+        "--dtype",
+        dtype,
+    )
+    assert result.exit_code == 0, result.stderr
+    fill = 0.0 if invalid == "zero" else math.nan
+    for i, x in enumerate(arrays):
+        got = np.load(tmp_path / "out" / f"im{i}.png.npy")
+        assert got.dtype == np.dtype(dtype)
+        valid = x != np.array([0, 0, 255], dtype=np.uint8)
+        want = _expected_output(x, valid, stats.mean, stats.std, fill)
+        rtol = 1e-6 if dtype == "float32" else 2e-3
+        np.testing.assert_allclose(got.astype(np.float64), want, rtol=rtol, atol=rtol)
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+
+
+def test_apply_alpha_mask(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 256, (6, 5, 4), dtype=np.uint8)
+    a[:2, :, 3] = 0
+    (tmp_path / "in").mkdir()
+    Image.fromarray(a, "RGBA").save(tmp_path / "in" / "t.png")
+    (tmp_path / "s").mkdir()
+    stats = normstat.compute(str(tmp_path / "in" / "t.png"), alpha="mask", workers=1)
+    stats.save(str(tmp_path / "s" / "stats.json"))
+    normstat.apply(
+        str(tmp_path / "in" / "t.png"),
+        str(tmp_path / "s" / "stats.json"),
+        tmp_path / "out",
+        invalid="nan",
+        layout="hwc",
+    )
+    got = np.load(tmp_path / "out" / "t.png.npy")
+    assert got.shape == (6, 5, 3)
+    valid = np.repeat((a[..., 3] > 0)[..., None], 3, axis=2)
+    want = np.moveaxis(_expected_output(a[..., :3], valid, stats.mean, stats.std, math.nan), 0, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert np.isnan(got[:2]).all() and not np.isnan(got[2:]).any()
+
+
+def test_apply_nan_nodata_float_stack(tmp_path: Path) -> None:
+    a = np.arange(2 * 4 * 6, dtype=np.float32).reshape(2, 4, 6) / 10
+    a[0, 0] = np.nan
+    (tmp_path / "in").mkdir()
+    np.save(tmp_path / "in" / "f.npy", a)
+    (tmp_path / "s").mkdir()
+    stats = normstat.compute(str(tmp_path / "in" / "f.npy"), nodata="nan", workers=1)
+    stats.save(str(tmp_path / "s" / "stats.json"))
+    normstat.apply(
+        str(tmp_path / "in" / "f.npy"), str(tmp_path / "s" / "stats.json"), tmp_path / "out"
+    )
+    got = np.load(tmp_path / "out" / "f.npy[0].npy")[0]
+    valid = ~np.isnan(a[0])
+    want = (a[0].astype(np.float64) - stats.mean[0]) / stats.std[0]
+    np.testing.assert_allclose(got[valid], want[valid], rtol=1e-6, atol=1e-6)
+    assert (got[~valid] == 0).all()
