@@ -62,7 +62,6 @@ def compute(
     progress: Progress | None = None,
     nodata: float | str | Sequence[float] | None = None,
     percentiles: str | Sequence[float] | None = None,
-    value_range: str | Sequence[float] | None = None,
 ) -> Stats:
     """Statistics of every image under ``srcs`` (paths, or a ``Source``), in one streaming pass:
     each file is opened once, probed and reduced in the mode a header sample predicts; should
@@ -84,8 +83,7 @@ def compute(
     Masks: ``nodata`` (one value, or one per channel; ``"nan"`` for float data) and
     ``alpha="mask"`` (alpha 0 is invalid; the alpha channel is then not a statistic) leave
     invalid pixels out of every statistic, channel by channel. ``percentiles`` chooses the
-    reported percentiles (default 0.5, 1, 5, 50, 95, 99, 99.5); ``value_range`` (lo, hi) gives
-    float data histograms, hence percentiles, over that range.
+    reported percentiles of integer data (default 0.5, 1, 5, 50, 95, 99, 99.5).
     """
     opts = ComputeOptions(
         mode,
@@ -96,7 +94,6 @@ def compute(
         npy_layout,
         None if nodata is None else float_list("nodata", nodata),
         None if percentiles is None else percentile_list(percentiles),
-        None if value_range is None else _range(value_range),
     )
     if retries < 0:
         raise ValueError("retries must be 0 or more")
@@ -115,13 +112,6 @@ def compute(
         retries=retries,
         partials=partials,
     )
-
-
-def _range(value: str | Sequence[float]) -> tuple[float, float]:
-    values = float_list("range", value)
-    if len(values) != 2:
-        raise ValueError(f"range must be two numbers LO,HI, not {value!r}")
-    return values[0], values[1]
 
 
 def apply(

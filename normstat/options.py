@@ -137,7 +137,6 @@ class ComputeOptions:
     npy_layout: str = "auto"
     nodata: tuple[float, ...] | None = None  # one value, or one per channel
     percentiles: tuple[float, ...] | None = None  # None: DEFAULT_PERCENTILES
-    value_range: tuple[float, float] | None = None  # float data: histogram bins over [lo, hi]
 
     def __post_init__(self) -> None:
         if self.mode is not None:
@@ -147,10 +146,6 @@ class ComputeOptions:
         choose("npy_layout", self.npy_layout, NPY_LAYOUTS)
         if self.percentiles is not None and self.percentiles != percentile_list(self.percentiles):
             raise ValueError("percentiles must be sorted, de-duplicated numbers in [0, 100]")
-        if self.value_range is not None:
-            lo, hi = self.value_range
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise ValueError(f"range must be two finite numbers LO < HI, not {lo!r},{hi!r}")
         if self.mask.requested and self.device == "gpu":
             reason = "masks (--nodata, --alpha mask) are reduced on the CPU: use --device auto"
             raise DeviceError("--device gpu", reason)
@@ -179,8 +174,6 @@ class ComputeOptions:
             out["nodata"] = ["nan" if math.isnan(v) else v for v in self.nodata]
         if self.percentiles is not None:
             out["percentiles"] = list(self.percentiles)
-        if self.value_range is not None:
-            out["range"] = list(self.value_range)
         return out
 
 

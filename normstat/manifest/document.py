@@ -18,7 +18,8 @@ from .validate import SCHEMA, SCHEMA_V2
 __all__ = ["document", "files_digest", "schema_of"]
 
 # Options whose statistics an @1 reader would misread: masks, chosen percentiles, a float range.
-V2_OPTIONS = ("nodata", "percentiles", "range")
+V2_OPTIONS = ("nodata", "percentiles")
+NO_FLOAT_PERCENTILES = "float data have no histogram, hence no percentiles"
 
 
 def schema_of(moments: DatasetMoments, options: dict[str, Any]) -> str:
@@ -56,6 +57,8 @@ def document(
             "pixels_valid": [m.count for m in moments.moments],
             "images_valid": list(moments.images_valid),
         }
+        if not mode.integer:  # said, not left to be guessed from a missing key
+            valid["note"] = NO_FLOAT_PERCENTILES
     return {
         "schema": schema,
         "tool": f"normstat {__version__}",

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from normstat.modes import Mode, get_mode
-from normstat.options import ALPHAS, DEVICES, NPY_LAYOUTS, float_list, percentile_list
+from normstat.options import ALPHAS, DEVICES, NPY_LAYOUTS, percentile_list
 from normstat.reduce import PERCENTILES
 
 from .sidecar import SIDECAR_FORMAT
@@ -165,20 +165,13 @@ def _options(r: Reader, options: Any) -> None:
         for v in values:
             if v != "nan":
                 r.number(v, "options.nodata")
-    for key, parse in (("percentiles", percentile_list), ("range", _range)):
-        if key in options:
-            try:
-                if not isinstance(options[key], list) or list(parse(options[key])) != options[key]:
-                    raise ValueError
-            except ValueError:
-                r.fail(f"'options.{key}' is not a valid list (as compute --{key} writes it)")
-
-
-def _range(value: Any) -> tuple[float, ...]:
-    lo, hi = float_list("range", value)
-    if not lo < hi:
-        raise ValueError("empty range")
-    return lo, hi
+    if "percentiles" in options:
+        chosen = options["percentiles"]
+        try:
+            if not isinstance(chosen, list) or list(percentile_list(chosen)) != chosen:
+                raise ValueError
+        except ValueError:
+            r.fail("'options.percentiles' must be sorted, distinct numbers in [0, 100]")
 
 
 def _raw(r: Reader, raw: Any, mode: Mode, percentiles: tuple[float, ...]) -> None:

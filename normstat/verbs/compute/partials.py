@@ -70,8 +70,8 @@ class Partials:
             read = opts.read if opts else None
             ident["read"] = None if read is None else [read.max_pixels, read.keep_alpha]
             ident["npy_layout"] = None if read is None else read.npy_layout
-            if opts is not None and (opts.mask.requested or opts.value_range is not None):
-                ident["masks"] = [_mask_ident(opts.mask), opts.value_range]
+            if opts is not None and opts.mask.requested:
+                ident["masks"] = [_mask_ident(opts.mask), None]
             items = None if chunk.items is None else [[i.root, i.rel] for i in chunk.items]
             ident["shard"] = [chunk.root, chunk.rel, chunk.version, items]
         else:
@@ -141,7 +141,7 @@ class Partials:
 
 
 def _mask_ident(mask: MaskOptions) -> list[Any]:
-    """What a mask changes in a partial (only present when a mask or range is asked for, so
+    """What a mask changes in a partial (only present when a mask is asked for, so
     the partials of unmasked runs keep their names)."""
     nodata = None if mask.nodata is None else [repr(v) for v in mask.nodata]
     return [nodata, mask.alpha]
