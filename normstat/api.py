@@ -15,6 +15,8 @@ from .options import (
     ApplyOptions,
     CheckOptions,
     ComputeOptions,
+    float_list,
+    percentile_list,
 )
 from .sources import Source, resolve
 from .verbs import apply as apply_verb
@@ -58,6 +60,8 @@ def compute(
     retries: int = 0,
     partials_dir: str | os.PathLike[str] | Partials | None = None,
     progress: Progress | None = None,
+    nodata: float | str | Sequence[float] | None = None,
+    percentiles: str | Sequence[float] | None = None,
 ) -> Stats:
     """Statistics of every image under ``srcs`` (paths, or a ``Source``), in one streaming pass:
     each file is opened once, probed and reduced in the mode a header sample predicts; should
@@ -75,8 +79,23 @@ def compute(
     retried up to ``retries`` times. ``partials_dir`` (a folder, a URL, or a ``Partials``
     whose counts say what was kept) keeps each finished shard, so a rerun reduces only what
     is missing. The result is byte-identical whatever ran it.
+
+    Masks: ``nodata`` (one value, or one per channel; ``"nan"`` for float data) and
+    ``alpha="mask"`` (alpha 0 is invalid; the alpha channel is then not a statistic) leave
+    invalid pixels out of every statistic, channel by channel. ``percentiles`` chooses the
+    reported percentiles of integer data (default 0.5, 1, 5, 50, 95, 99, 99.5).
     """
-    opts = ComputeOptions(mode, alpha, strict, max_pixels, device, npy_layout, column)
+    opts = ComputeOptions(
+        mode=mode,
+        alpha=alpha,
+        strict=strict,
+        max_pixels=max_pixels,
+        device=device,
+        npy_layout=npy_layout,
+        column=column,
+        nodata=None if nodata is None else float_list("nodata", nodata),
+        percentiles=None if percentiles is None else percentile_list(percentiles),
+    )
     if retries < 0:
         raise ValueError("retries must be 0 or more")
     source = resolve(srcs, storage_options, column)
@@ -112,15 +131,18 @@ def apply(
     storage_options: Mapping[str, Any] | None = None,
     column: str | None = None,
     progress: Progress | None = None,
+    invalid: str = "zero",
 ) -> ApplyResult:
     """Write every image of ``srcs`` as a normalized array ``OUT_DIR/<rel path>.npy`` (images
     of a stack: ``OUT_DIR/stack.npy[i].npy``).
 
     ``stats`` is a manifest path, a loaded ``Stats`` or ``"imagenet"``. Existing outputs are kept
     (resume) unless ``overwrite``; output is refused inside a source folder, and over output
-    made from other statistics or options.
+    made from other statistics or options. Statistics computed with masks mask the same way
+    (their nodata and alpha rule; else a file's own nodata tag): invalid pixels are written
+    as 0 after normalisation, or NaN with ``invalid="nan"``.
     """
-    opts = ApplyOptions(scale, std, dtype, layout, overwrite, strict, max_pixels)
+    opts = ApplyOptions(scale, std, dtype, layout, overwrite, strict, max_pixels, invalid)
     given = stats if isinstance(stats, Stats) else os.fspath(stats)
     source = resolve(srcs, storage_options, column)
     return apply_verb.apply(source, given, os.fspath(out_dir), opts, workers, progress)

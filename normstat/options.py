@@ -3,18 +3,23 @@ value sets that the API validates and the CLI offers as choices (one list each, 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image
 
+from .errors import DeviceError
 from .modes import get_mode
 
 __all__ = [
     "ALPHAS",
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_PERCENTILES",
     "DEFAULT_THRESHOLD",
     "DEVICES",
     "DTYPES",
+    "INVALIDS",
     "LAYOUTS",
     "NPY_LAYOUTS",
     "SCALES",
@@ -22,20 +27,25 @@ __all__ = [
     "ApplyOptions",
     "CheckOptions",
     "ComputeOptions",
+    "MaskOptions",
     "ReadOptions",
     "choose",
+    "float_list",
+    "percentile_list",
 ]
 
-ALPHAS = ("drop", "keep")
+ALPHAS = ("drop", "keep", "mask")
 DEVICES = ("auto", "cpu", "gpu")
 NPY_LAYOUTS = ("auto", "hwc", "nhw")
 SCALES = ("standard", "unit", "symmetric", "per-image")
 STDS = ("pooled", "per-image-mean")
 DTYPES = ("float32", "float16")
 LAYOUTS = ("chw", "hwc")
+INVALIDS = ("zero", "nan")  # what apply writes for a pixel a mask leaves out
 
 DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 178_956_970
 DEFAULT_THRESHOLD = 0.95  # near-duplicate score; chosen from benchmarks/leaks.py: see README
+DEFAULT_PERCENTILES = (0.5, 1.0, 5.0, 50.0, 95.0, 99.0, 99.5)
 
 
 def choose(name: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -52,9 +62,67 @@ class ReadOptions:
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     keep_alpha: bool = False
     npy_layout: str = "auto"  # 3-D .npy arrays: one H×W×C image (hwc), an N×H×W stack (nhw)
+    allow_nan: bool = False  # float NaN pixels are nodata (--nodata nan), not a reason to skip
 
     def __post_init__(self) -> None:
         choose("npy_layout", self.npy_layout, NPY_LAYOUTS)
+
+
+def float_list(name: str, value: object) -> tuple[float, ...]:
+    """A number, a sequence of numbers or a comma-separated string of them (``nan`` allowed) as
+    floats; ValueError naming ``name`` otherwise."""
+    items: Sequence[object]
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+    elif isinstance(value, int | float):
+        items = [value]
+    elif isinstance(value, Sequence):
+        items = value
+    else:
+        raise ValueError(f"{name} must be numbers separated by commas, not {value!r}")
+    out = []
+    for v in items:
+        try:
+            if isinstance(v, bool):
+                raise ValueError
+            f = float(v)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be numbers separated by commas, not {value!r}") from None
+        if math.isinf(f):
+            raise ValueError(f"{name} must be finite or nan, not {v!r}")
+        out.append(f)
+    if not out:
+        raise ValueError(f"{name} must hold at least one number")
+    return tuple(out)
+
+
+def percentile_list(value: object) -> tuple[float, ...]:
+    """Percentiles in [0, 100], sorted and de-duplicated; ValueError on anything else."""
+    qs = float_list("percentiles", value)
+    if any(math.isnan(q) or not 0 <= q <= 100 for q in qs):
+        raise ValueError(f"percentiles must lie in [0, 100], not {value!r}")
+    return tuple(sorted(set(qs)))
+
+
+@dataclass(frozen=True)
+class MaskOptions:
+    """Which pixels are valid: none equal to ``nodata`` in their channel (one value for all
+    channels or one per channel; NaN matches NaN), and, with ``alpha``, none with alpha 0.
+    ``nodata`` None: an image's own nodata tag (``Decoded.nodata``) is used when it has one."""
+
+    nodata: tuple[float, ...] | None = None
+    alpha: bool = False
+
+    @property
+    def requested(self) -> bool:
+        return self.nodata is not None or self.alpha
+
+    def for_channels(self, channels: int, tag: float | None = None) -> tuple[float, ...] | None:
+        """The nodata value of each channel (the options', else the file's tag), or None."""
+        values = self.nodata if self.nodata is not None else (None if tag is None else (tag,))
+        if values is None:
+            return None
+        return values * channels if len(values) == 1 else values
 
 
 @dataclass(frozen=True)
@@ -68,6 +136,8 @@ class ComputeOptions:
     device: str = "auto"
     npy_layout: str = "auto"
     column: str | None = None  # parquet shards' image column; None: found automatically
+    nodata: tuple[float, ...] | None = None  # one value, or one per channel
+    percentiles: tuple[float, ...] | None = None  # None: DEFAULT_PERCENTILES
 
     def __post_init__(self) -> None:
         if self.mode is not None:
@@ -75,15 +145,26 @@ class ComputeOptions:
         choose("alpha", self.alpha, ALPHAS)
         choose("device", self.device, DEVICES)
         choose("npy_layout", self.npy_layout, NPY_LAYOUTS)
+        if self.percentiles is not None and self.percentiles != percentile_list(self.percentiles):
+            raise ValueError("percentiles must be sorted, de-duplicated numbers in [0, 100]")
+        if self.mask.requested and self.device == "gpu":
+            reason = "masks (--nodata, --alpha mask) are reduced on the CPU: use --device auto"
+            raise DeviceError("--device gpu", reason)
+
+    @property
+    def mask(self) -> MaskOptions:
+        return MaskOptions(self.nodata, self.alpha == "mask")
 
     @property
     def read(self) -> ReadOptions:
-        return ReadOptions(self.max_pixels, self.alpha == "keep", self.npy_layout)
+        nan = self.nodata is not None and any(math.isnan(v) for v in self.nodata)
+        return ReadOptions(self.max_pixels, self.alpha == "keep", self.npy_layout, nan)
 
     def manifest(self) -> dict[str, object]:
         """As the manifest records them (``column`` only when given: check reopens parquet
-        contributors by it)."""
-        recorded: dict[str, object] = {
+        contributors by it; masks and percentiles only when given: manifests without them are
+        the schema @1 documents they always were)."""
+        out: dict[str, object] = {
             "mode": self.mode or "auto",
             "alpha": self.alpha,
             "strict": self.strict,
@@ -92,8 +173,12 @@ class ComputeOptions:
             "npy_layout": self.npy_layout,
         }
         if self.column is not None:
-            recorded["column"] = self.column
-        return recorded
+            out["column"] = self.column
+        if self.nodata is not None:
+            out["nodata"] = ["nan" if math.isnan(v) else v for v in self.nodata]
+        if self.percentiles is not None:
+            out["percentiles"] = list(self.percentiles)
+        return out
 
 
 @dataclass(frozen=True)
@@ -107,8 +192,10 @@ class ApplyOptions:
     overwrite: bool = False
     strict: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    invalid: str = "zero"
 
     def __post_init__(self) -> None:
+        choose("invalid", self.invalid, INVALIDS)
         choose("scale", self.scale, SCALES)
         choose("std", self.std, STDS)
         choose("dtype", self.dtype, DTYPES)

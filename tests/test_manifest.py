@@ -176,7 +176,8 @@ def _rewrite(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
 
 DEFECTS = {  # name: (edit, what the reason must mention)
     "schema-other": (lambda d: d.update(schema="imagestats/v1"), "schema"),
-    "schema-newer": (lambda d: d.update(schema="normstat/stats@2"), "schema"),
+    "schema-newer": (lambda d: d.update(schema="normstat/stats@3"), "schema"),
+    "schema-2-without-counts": (lambda d: d.update(schema="normstat/stats@2"), "pixels_valid"),
     "no-schema": (lambda d: d.pop("schema"), "schema"),
     "no-mean": (lambda d: d.pop("mean"), "mean"),
     "no-std": (lambda d: d.pop("std"), "std"),

@@ -14,6 +14,7 @@ from .params import (
     Column,
     Debug,
     Dtypes,
+    Invalids,
     Layouts,
     Quiet,
     Scales,
@@ -39,6 +40,9 @@ def apply(
     std: Stds = typer.Option("pooled", help="Which std 'standard' divides by."),
     dtype: Dtypes = typer.Option("float32", help="Output dtype."),
     layout: Layouts = typer.Option("chw", help="Array layout."),
+    invalid: Invalids = typer.Option(
+        "zero", help="What pixels masked by the statistics' nodata/alpha rule become."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     strict: bool = typer.Option(False, "--strict", help="Exit 2 on the first unreadable image."),
     max_pixels: int = typer.Option(api.DEFAULT_MAX_PIXELS, min=1, help="Skip larger images."),
@@ -62,6 +66,7 @@ def apply(
             std=std,
             dtype=dtype,
             layout=layout,
+            invalid=invalid,
             overwrite=overwrite,
             strict=strict,
             max_pixels=max_pixels,

@@ -7,6 +7,7 @@ import typer
 from normstat import api
 from normstat.fileops import replaceable
 from normstat.modes import MODES
+from normstat.options import float_list, percentile_list
 
 from .base import app, capped_workers, errors
 from .console import Reporter, stats_table
@@ -62,7 +63,21 @@ def compute(
     mode: str | None = typer.Option(
         None, callback=mode_option, help=f"Dataset mode ({', '.join(MODES)}); default: majority."
     ),
-    alpha: Alphas = typer.Option("drop", help="Drop or keep alpha channels."),
+    alpha: Alphas = typer.Option(
+        "drop", help="Drop or keep alpha channels, or mask: alpha 0 pixels are left out."
+    ),
+    nodata: str | None = typer.Option(
+        None,
+        callback=lambda v: _checked(float_list, "nodata", v),
+        metavar="V[,V...]",
+        help="Leave pixels equal to this out (one value, or one per channel; nan for floats).",
+    ),
+    percentiles: str | None = typer.Option(
+        None,
+        callback=lambda v: _checked(lambda _, x: percentile_list(x), "percentiles", v),
+        metavar="Q[,Q...]",
+        help="The percentiles to report (0-100); default 0.5,1,5,50,95,99,99.5.",
+    ),
     max_pixels: int = typer.Option(
         api.DEFAULT_MAX_PIXELS, min=1, help="Skip images larger than this (decompression bombs)."
     ),
@@ -98,6 +113,8 @@ def compute(
             retries=retries,
             partials_dir=partials,
             progress=progress,
+            nodata=nodata,
+            percentiles=percentiles,
         )
     replaceable(output, "stats manifest", "normstat/stats@")  # and again: it took a while
     stats.save(output)
@@ -112,3 +129,13 @@ def compute(
             + (f", {partials.redone} unreadable ones redone" if partials.redone else "")
         )
     rep.say(f"Wrote {output}")
+
+
+def _checked(parse: object, name: str, value: str | None) -> str | None:
+    """A usage error, in the option's words, for a value ``parse`` refuses."""
+    if value is not None:
+        try:
+            parse(name, value)  # type: ignore[operator]
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value

@@ -152,8 +152,11 @@ def stats_table(stats: Stats) -> Table:
     table.add_column("channel")
     for col in ("mean", "std", "std/img", "min", "max"):
         table.add_column(col, justify="right")
+    shown = ["1", "50", "99"] if all(k in pct for k in ("1", "50", "99")) else list(pct)[:4]
     if pct:
-        table.add_column("p1 / p50 / p99 (raw)", justify="right")
+        table.add_column(f"{' / '.join('p' + k for k in shown)} (raw)", justify="right")
+    if "pixels_valid" in d:
+        table.add_column("valid px", justify="right")
     per_image = d.get("std_per_image_mean", [None] * len(d["channels"]))
     for i, ch in enumerate(d["channels"]):
         row = [
@@ -164,7 +167,9 @@ def stats_table(stats: Stats) -> Table:
             *_fmt([d.get("min", [None] * (i + 1))[i], d.get("max", [None] * (i + 1))[i]]),
         ]
         if pct:
-            row.append(f"{pct['1'][i]} / {pct['50'][i]} / {pct['99'][i]}")
+            row.append(" / ".join(str(pct[k][i]) for k in shown))
+        if "pixels_valid" in d:
+            row.append(f"{d['pixels_valid'][i]:,}")
         table.add_row(*row)
     return table
 

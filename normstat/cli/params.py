@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import typer
 
 from normstat.modes import MODES
-from normstat.options import ALPHAS, DEVICES, DTYPES, LAYOUTS, NPY_LAYOUTS, SCALES, STDS
+from normstat.options import (
+    ALPHAS,
+    DEVICES,
+    DTYPES,
+    INVALIDS,
+    LAYOUTS,
+    NPY_LAYOUTS,
+    SCALES,
+    STDS,
+)
 
 from .snippets import FORMATS
 
@@ -20,6 +29,7 @@ __all__ = [
     "Debug",
     "Devices",
     "Dtypes",
+    "Invalids",
     "Layouts",
     "NpyLayouts",
     "Quiet",
@@ -68,6 +78,7 @@ if TYPE_CHECKING:
     Stds = str
     Dtypes = str
     Layouts = str
+    Invalids = str
     ShowFormats = str
 else:
     Alphas = Literal[ALPHAS]
@@ -77,6 +88,7 @@ else:
     Stds = Literal[STDS]
     Dtypes = Literal[DTYPES]
     Layouts = Literal[LAYOUTS]
+    Invalids = Literal[INVALIDS]
     ShowFormats = Literal[SHOW_FORMATS]
 
 

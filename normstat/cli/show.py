@@ -33,6 +33,8 @@ def show(
     rep = Reporter(quiet)
     if format == "text":
         rep.out.print(stats_table(stats))
+        if stats.data["dtype"] == "float32":
+            rep.say("No percentiles: float data have no histogram.")
         for s in stats.skipped:
             rep.say(f"skipped {s['path']}: {s['reason']}")
     elif format == "json":

@@ -13,9 +13,22 @@ from normstat.fingerprints import Fingerprints
 from normstat.readers import Skipped
 from normstat.reduce import DatasetMoments
 
-from .validate import SCHEMA
+from .validate import SCHEMA, SCHEMA_V2
 
-__all__ = ["document", "files_digest"]
+__all__ = ["document", "files_digest", "schema_of"]
+
+# Options whose statistics an @1 reader would misread: masks, chosen percentiles, a float range.
+V2_OPTIONS = ("nodata", "percentiles")
+NO_FLOAT_PERCENTILES = "float data have no histogram, hence no percentiles"
+
+
+def schema_of(moments: DatasetMoments, options: dict[str, Any]) -> str:
+    """@2 when the statistics need its per-channel counts or chosen percentiles (masks asked
+    for, or a file's own nodata tag that masked something); else the @1 document as before, so
+    unmasked manifests stay readable by every normstat."""
+    if options.get("alpha") == "mask" or any(k in options for k in V2_OPTIONS):
+        return SCHEMA_V2
+    return SCHEMA_V2 if moments.masked else SCHEMA
 
 
 def files_digest(fp: Fingerprints) -> str:
@@ -44,9 +57,19 @@ def document(
 ) -> dict[str, Any]:
     """The manifest's JSON document; ``sidecar`` is filled in when it is saved."""
     mode, n = moments.mode, moments.images
-    summary = moments.summary()
+    schema = schema_of(moments, options)
+    percentiles = options.get("percentiles")
+    summary = moments.summary(*([tuple(percentiles)] if percentiles is not None else []))
+    valid: dict[str, Any] = {}
+    if schema == SCHEMA_V2:
+        valid = {
+            "pixels_valid": [m.count for m in moments.moments],
+            "images_valid": list(moments.images_valid),
+        }
+        if not mode.integer:  # said, not left to be guessed from a missing key
+            valid["note"] = NO_FLOAT_PERCENTILES
     return {
-        "schema": SCHEMA,
+        "schema": schema,
         "tool": f"normstat {__version__}",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "options": options,
@@ -56,12 +79,13 @@ def document(
         "dtype": mode.dtype,
         "max_value": mode.max_value,
         "images": n,
-        "pixels": moments.moments[0].count,
+        "pixels": moments.pixels,
+        **valid,
         **summary,
         "modes": dict(sorted(natives.items())),
         "converted": {k: v for k, v in sorted(natives.items()) if k != mode.name},
         "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
         "files": {"count": n, "sha256": files_digest(fp)},
-        "state": moments.to_state(),
+        "state": moments.to_state(counts=schema == SCHEMA_V2),
         "sidecar": None,
     }

@@ -18,10 +18,16 @@ from normstat.modes import Mode
 
 from .values import Reader
 
-__all__ = ["FLOAT32_MAX", "STD_FLOOR", "check_histogram", "check_statistics"]
+__all__ = ["FLOAT32_MAX", "STD_FLOOR", "check_histogram", "check_statistics", "valid_counts"]
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # float modes hold float32 pixel values
 STD_FLOOR = 1e-15  # relative to the data's magnitude: 2^63 8-bit pixels cannot vary less
+
+
+def valid_counts(data: dict[str, Any], n: int) -> tuple[list[int], list[int]]:
+    """Each channel's valid pixels and images with one (schema @2; @1: every pixel, image)."""
+    pixels = data.get("pixels_valid", [data["pixels"]] * n)
+    return list(pixels), list(data.get("images_valid", [data["images"]] * n))
 
 
 def check_statistics(r: Reader, data: dict[str, Any], mode: Mode) -> None:
@@ -31,21 +37,25 @@ def check_statistics(r: Reader, data: dict[str, Any], mode: Mode) -> None:
     count = r.integer(r.key(state, "count", "state"), "state.count", 1)
     if count != data["pixels"]:
         r.fail(f"'state.count' {count} is not 'pixels' {data['pixels']}")
+    counts, images_valid = valid_counts(data, n)
+    for key, want in (("counts", counts), ("images_valid", images_valid)):
+        if state.get(key, want) != want or ("pixels_valid" in data) != (key in state):
+            r.fail(f"'state.{key}' does not match the manifest's valid counts")
     sums = r.numbers(r.key(state, "std_per_image_sum", "state"), "state.std_per_image_sum", n)
     if any(s < 0 for s in sums):
         r.fail("'state.std_per_image_sum' holds a negative value")
     if mode.integer:
-        mean_raw, var_raw = _int_state(r, state, mode, count)
+        mean_raw, var_raw = _int_state(r, state, mode, counts)
         mean = [float(Fraction(m) / Fraction(scale)) for m in mean_raw]
         std = [math.sqrt(float(v / Fraction(scale) ** 2)) for v in var_raw]
         raw_mean, raw_var = [float(m) for m in mean_raw], [float(v) for v in var_raw]
     else:
-        raw_mean, raw_var = _float_state(r, state, n, count)
+        raw_mean, raw_var = _float_state(r, state, n, counts)
         mean, std = raw_mean, [math.sqrt(v) for v in raw_var]
     if "exact" in state:
-        _exact(r, state, mode, count, sums, raw_mean, raw_var)
+        _exact(r, state, mode, counts, sums, raw_mean, raw_var)
     raw = data["raw"]
-    per_image = [s / data["images"] for s in sums]
+    per_image = [s / k for s, k in zip(sums, images_valid, strict=True)]
     expected = {
         "mean": mean,
         "std": std,
@@ -63,16 +73,18 @@ def check_statistics(r: Reader, data: dict[str, Any], mode: Mode) -> None:
 
 
 def _int_state(
-    r: Reader, state: dict[str, Any], mode: Mode, count: int
+    r: Reader, state: dict[str, Any], mode: Mode, counts: list[int]
 ) -> tuple[list[Fraction], list[Fraction]]:
-    """Exact mean and variance per channel from Σx and Σx² of ``count`` values in 0..max."""
+    """Exact mean and variance per channel from Σx and Σx² of ``counts`` values in 0..max."""
     if state.get("kind") != "exact-int":
         r.fail(f"'state.kind' must be 'exact-int' for mode {mode.name}")
-    n, top = len(mode.channels), int(mode.max_value)
-    total = r.integers(r.key(state, "sum", "state"), "state.sum", n, 0, count * top)
-    sq = r.integers(r.key(state, "sum_sq", "state"), "state.sum_sq", n, 0, count * top * top)
+    n, top, most = len(mode.channels), int(mode.max_value), max(counts)
+    total = r.integers(r.key(state, "sum", "state"), "state.sum", n, 0, most * top)
+    sq = r.integers(r.key(state, "sum_sq", "state"), "state.sum_sq", n, 0, most * top * top)
     means, variances = [], []
-    for s, q in zip(total, sq, strict=True):
+    for s, q, count in zip(total, sq, counts, strict=True):
+        if s > count * top:
+            r.fail("'state' sums are not those of any data (sum out of range)")
         spread = count * q - s * s  # count² · variance
         if spread < 0 or q > top * s:  # Cauchy-Schwarz; x² ≤ max·x for 0 ≤ x ≤ max
             r.fail("'state' sums are not those of any data (sum_sq out of range)")
@@ -82,7 +94,7 @@ def _int_state(
 
 
 def _float_state(
-    r: Reader, state: dict[str, Any], n: int, count: int
+    r: Reader, state: dict[str, Any], n: int, counts: list[int]
 ) -> tuple[list[float], list[float]]:
     """Mean and variance per channel from the float partial (shift + offset, M2 / count)."""
     if state.get("kind") != "float":
@@ -94,7 +106,8 @@ def _float_state(
         r.fail("'state.m2' holds a negative value")
     if any(abs(v) > FLOAT32_MAX for v in shift + offset):
         r.fail("'state' values are outside the float32 range of the data")
-    return [a + b for a, b in zip(shift, offset, strict=True)], [v / count for v in m2]
+    means = [a + b for a, b in zip(shift, offset, strict=True)]
+    return means, [v / count for v, count in zip(m2, counts, strict=True)]
 
 
 EXACT_BITS = 1100  # the scale of the exact sums (normstat.reduce.exact.BITS)
@@ -121,7 +134,7 @@ def _exact(
     r: Reader,
     state: dict[str, Any],
     mode: Mode,
-    count: int,
+    counts: list[int],
     sums: list[float],
     raw_mean: list[float],
     raw_var: list[float],
@@ -141,6 +154,7 @@ def _exact(
     total = _hex_ints(r, r.key(exact, "sum", "state.exact"), "state.exact.sum", n)
     total_sq = _hex_ints(r, r.key(exact, "sum_sq", "state.exact"), "state.exact.sum_sq", n)
     for c in range(n):
+        count = counts[c]
         mean = Fraction(total[c]) / one / count
         m2 = Fraction(total_sq[c]) / one / one - mean * mean * count
         if m2 < 0:
@@ -181,8 +195,10 @@ def _ranges(r: Reader, data: dict[str, Any], mode: Mode, mean_raw: list[float]) 
 def check_histogram(r: Reader, hist: np.ndarray, data: dict[str, Any]) -> None:
     """The sidecar's histogram must be the one ``state`` and ``raw.min``/``max`` came from:
     merge adds histograms, and percentiles are read from them."""
-    state, count = data["state"], data["state"]["count"]
+    state = data["state"]
+    valid, _ = valid_counts(data, len(hist))
     for c, row in enumerate(hist):
+        count = valid[c]
         values = np.flatnonzero(row)
         counts = [int(h) for h in row[values]]
         bins = [int(v) for v in values]

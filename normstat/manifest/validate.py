@@ -8,16 +8,26 @@ import re
 from typing import Any
 
 from normstat.modes import Mode, get_mode
-from normstat.options import ALPHAS, DEVICES, NPY_LAYOUTS
+from normstat.options import ALPHAS, DEVICES, NPY_LAYOUTS, percentile_list
 from normstat.reduce import PERCENTILES
 
 from .sidecar import SIDECAR_FORMAT
 from .statistics import check_statistics
 from .values import Reader
 
-__all__ = ["REQUIRED_KEYS", "SCHEMA", "plain_name", "validate"]
+__all__ = [
+    "REQUIRED_KEYS",
+    "SCHEMA",
+    "SCHEMAS",
+    "SCHEMA_V2",
+    "percentiles_of",
+    "plain_name",
+    "validate",
+]
 
-SCHEMA = "normstat/stats@1"
+SCHEMA = "normstat/stats@1"  # written when no mask, percentile list or float range is involved
+SCHEMA_V2 = "normstat/stats@2"  # adds per-channel valid counts, chosen percentiles, float ranges
+SCHEMAS = (SCHEMA, SCHEMA_V2)
 REQUIRED_KEYS = (
     "schema",
     "options",
@@ -38,7 +48,12 @@ REQUIRED_KEYS = (
     "sidecar",
 )
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_PERCENTILE_KEYS = tuple(f"{q:g}" for q in PERCENTILES)
+
+
+def percentiles_of(options: dict[str, Any]) -> tuple[float, ...]:
+    """The percentiles a manifest reports: its ``options.percentiles``, else the default."""
+    chosen = options.get("percentiles")
+    return PERCENTILES if chosen is None else tuple(float(q) for q in chosen)
 
 
 def plain_name(name: str) -> bool:
@@ -55,8 +70,8 @@ def validate(data: Any, path: str) -> None:
     if not isinstance(schema, str) or not schema.startswith("normstat/stats@"):
         shown = schema if isinstance(schema, str | None) else type(schema).__name__
         r.fail(f"not a normstat manifest (schema {shown!r})")
-    if schema != SCHEMA:
-        r.fail(f"unsupported schema {schema[:40]!r}; this normstat reads {SCHEMA!r}")
+    if schema not in SCHEMAS:
+        r.fail(f"unsupported schema {schema[:40]!r}; this normstat reads {' and '.join(SCHEMAS)}")
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         r.fail(f"manifest lacks key(s): {', '.join(missing)}")
@@ -65,7 +80,12 @@ def validate(data: Any, path: str) -> None:
     _options(r, data["options"])
     n = len(mode.channels)
     images = r.integer(data["images"], "images", 1)
-    r.integer(data["pixels"], "pixels", images)
+    pixels = r.integer(data["pixels"], "pixels", images)
+    if schema == SCHEMA_V2:
+        for key, top in (("pixels_valid", pixels), ("images_valid", images)):
+            r.integers(r.key(data, key, "manifest"), key, n, 1, top)
+    elif "pixels_valid" in data or "images_valid" in data or "percentiles" in data["options"]:
+        r.fail(f"valid counts and chosen percentiles need schema {SCHEMA_V2!r}")
     for key in ("mean", "std", "std_per_image_mean"):
         values = r.numbers(data[key], key, n)
         if key != "mean" and any(v < 0 for v in values):
@@ -73,7 +93,7 @@ def validate(data: Any, path: str) -> None:
     for key in ("min", "max"):
         if key in data:
             r.numbers(data[key], key, n)
-    _raw(r, data["raw"], mode)
+    _raw(r, data["raw"], mode, percentiles_of(data["options"]))
     _skipped(r, data["skipped"])
     files = r.obj(data["files"], "files")
     if r.integer(r.key(files, "count", "files"), "files.count") != images:
@@ -140,9 +160,23 @@ def _options(r: Reader, options: Any) -> None:
         r.fail("'options.strict' must be true or false")
     if options.get("max_pixels") is not None:
         r.integer(options["max_pixels"], "options.max_pixels", 1)
+    if "nodata" in options:
+        values = options["nodata"]
+        if not isinstance(values, list) or not 1 <= len(values) <= 4:
+            r.fail("'options.nodata' must be a list of 1 to 4 numbers or 'nan'")
+        for v in values:
+            if v != "nan":
+                r.number(v, "options.nodata")
+    if "percentiles" in options:
+        chosen = options["percentiles"]
+        try:
+            if not isinstance(chosen, list) or list(percentile_list(chosen)) != chosen:
+                raise ValueError
+        except ValueError:
+            r.fail("'options.percentiles' must be sorted, distinct numbers in [0, 100]")
 
 
-def _raw(r: Reader, raw: Any, mode: Mode) -> None:
+def _raw(r: Reader, raw: Any, mode: Mode, percentiles: tuple[float, ...]) -> None:
     raw = r.obj(raw, "raw")
     n = len(mode.channels)
     for key in ("mean", "var", "std", "std_per_image_mean", "min", "max"):
@@ -150,8 +184,9 @@ def _raw(r: Reader, raw: Any, mode: Mode) -> None:
     if "percentiles" not in raw:
         return
     pct = r.obj(raw["percentiles"], "raw.percentiles")
-    if not mode.integer or sorted(pct) != sorted(_PERCENTILE_KEYS):
-        r.fail(f"'raw.percentiles' must hold {', '.join(_PERCENTILE_KEYS)} for mode {mode.name}")
+    keys = [f"{q:g}" for q in percentiles]
+    if not mode.integer or sorted(pct) != sorted(keys):
+        r.fail(f"'raw.percentiles' must hold {', '.join(keys)} for mode {mode.name}")
     for key, values in pct.items():
         r.integers(values, f"raw.percentiles.{key}", n, 0, int(mode.max_value))
 

@@ -67,6 +67,7 @@ class Decoded:
     pixels: np.ndarray
     native: str
     image: Any = None  # PIL.Image.Image
+    nodata: float | None = None  # the file's own nodata value (a TIFF's GDAL_NODATA tag)
 
 
 class Reader(Protocol):

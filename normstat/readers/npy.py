@@ -206,7 +206,7 @@ def read_batch(arr: Any, probe: ArrayProbe, start: int, stop: int) -> np.ndarray
 
 
 def _converted(
-    arr: _Array, probe: ArrayProbe, start: int, stop: int, target: Mode
+    arr: _Array, probe: ArrayProbe, start: int, stop: int, target: Mode, allow_nan: bool = False
 ) -> tuple[np.ndarray | None, list[str | None]]:
     """Images ``start:stop`` in ``target``, and per image why it cannot contribute."""
     try:
@@ -218,7 +218,7 @@ def _converted(
         return None, [converted] * len(batch)
     if converted.dtype.kind != "f":
         return converted, [None] * len(batch)
-    finite = np.isfinite(converted).all(axis=(1, 2, 3))
+    finite = (~np.isinf(converted) if allow_nan else np.isfinite(converted)).all(axis=(1, 2, 3))
     return converted, [None if ok else NON_FINITE for ok in finite]
 
 
@@ -268,7 +268,7 @@ class NpyReader:
         stop = probe.count if stop is None else min(stop, probe.count)
         if start >= stop:
             return
-        pixels, reasons = _converted(arr, probe, start, stop, target)
+        pixels, reasons = _converted(arr, probe, start, stop, target, opts.allow_nan)
         for i, why in enumerate(reasons):
             if why is not None or pixels is None:
                 yield Skipped(image_name(name, start + i, probe.stacked), why or "unreadable")

@@ -157,7 +157,7 @@ def _load(
                 return head, head
             if target is None:
                 return head, None
-            return head, _decode_open(im, fh, path, target, max_pixels, rawmode)
+            return head, _decode_open(im, fh, path, target, max_pixels, rawmode, opts.allow_nan)
     except UnidentifiedImageError as exc:
         skip = Skipped(path, reason(exc, max_pixels))
         return (skip if has_image_extension(os.path.basename(path)) else None), skip
@@ -226,6 +226,7 @@ def _decode_open(
     target: Mode,
     max_pixels: int | None,
     wide_rawmode: str | None,
+    allow_nan: bool = False,
 ) -> Decoded | Skipped:
     try:
         native = im.mode
@@ -246,7 +247,7 @@ def _decode_open(
                     return Skipped(
                         path, f"float image (mode F) has no range to map to {target.name}"
                     )
-                if not np.isfinite(raw).all():
+                if not (~np.isinf(raw) if allow_nan else np.isfinite(raw)).all():
                     return Skipped(path, "non-finite pixel values (NaN or infinity)")
                 arr = _converted(np.ascontiguousarray(raw, dtype=np.float32)[..., None], target)
             else:

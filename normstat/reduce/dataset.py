@@ -27,13 +27,17 @@ STATE_BITS = BITS  # the scale of the exact sums a manifest's ``state.exact`` ho
 @dataclass
 class DatasetMoments:
     """Partial statistics of ``images`` images in ``mode``; ``hist`` (channels × bins) for
-    integer modes."""
+    integer modes. With masks, each channel's moments count its valid pixels only, out of
+    ``pixels`` per channel, and ``images_valid`` counts the images with a valid pixel in it
+    (those its mean of per-image stds is over)."""
 
     mode: Mode
     moments: list[Any] = field(default_factory=list)  # IntMoments | ExactFloatMoments
     std_sums: list[ExactSum] = field(default_factory=list)
     hist: np.ndarray | None = None
     images: int = 0
+    pixels: int = 0
+    images_valid: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n, mode = len(self.mode.channels), self.mode
@@ -41,18 +45,34 @@ class DatasetMoments:
             self.moments = [IntMoments() if mode.integer else ExactFloatMoments() for _ in range(n)]
         if not self.std_sums:
             self.std_sums = [ExactSum() for _ in range(n)]
+        if not self.images_valid:
+            self.images_valid = [self.images] * n
         if self.hist is None and mode.integer:
             self.hist = np.zeros((n, mode.bins), dtype=np.int64)
 
-    def add(self, moments: tuple[Moments, ...]) -> None:
-        """Fold in one image's per-channel partials (its histogram comes with its chunk's)."""
+    def add(self, moments: tuple[Moments, ...], pixels: int | None = None) -> None:
+        """Fold in one image's per-channel partials (its histogram comes with its chunk's);
+        ``pixels``: its size, when masks leave fewer valid pixels. A channel without a valid
+        pixel adds nothing, not even to the mean of per-image stds."""
         for c, m in enumerate(moments):
+            if m.count == 0:
+                continue
             if isinstance(m, IntMoments):
                 self.moments[c] = self.moments[c].merge(m)
             else:
                 self.moments[c].add(m)
             self.std_sums[c].add(m.std)
+            self.images_valid[c] += 1
         self.images += 1
+        self.pixels += moments[0].count if pixels is None else pixels
+
+    @property
+    def masked(self) -> bool:
+        """Whether any pixel or image was left out of some channel."""
+        counts = [m.count for m in self.moments]
+        return any(c != self.pixels for c in counts) or any(
+            v != self.images for v in self.images_valid
+        )
 
     def add_histogram(self, hist: np.ndarray | None) -> None:
         if hist is not None and self.hist is not None:
@@ -68,27 +88,33 @@ class DatasetMoments:
             [a.merge(b) for a, b in zip(self.std_sums, other.std_sums, strict=True)],
             hist,
             self.images + other.images,
+            self.pixels + other.pixels,
+            [a + b for a, b in zip(self.images_valid, other.images_valid, strict=True)],
         )
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self, counts: bool = False) -> dict[str, Any]:
         """The manifest's ``state``: exact integers, or the float partial; ``exact`` holds the
-        exact sums (hex integers scaled by 2^bits) that merging needs."""
+        exact sums (hex integers scaled by 2^bits) that merging needs. ``counts`` (schema @2):
+        each channel's valid pixels and images too, ``count`` being the images' pixels."""
         state: dict[str, Any]
         if self.mode.integer:
             state = {
                 "kind": "exact-int",
-                "count": self.moments[0].count,
+                "count": self.pixels,
                 "sum": [m.total for m in self.moments],
                 "sum_sq": [m.total_sq for m in self.moments],
             }
         else:
             state = {
                 "kind": "float",
-                "count": self.moments[0].count,
+                "count": self.pixels,
                 "shift": [m.shift for m in self.moments],
                 "mean_offset": [m.mean_offset for m in self.moments],
                 "m2": [m.m2 for m in self.moments],
             }
+        if counts:
+            state["counts"] = [m.count for m in self.moments]
+            state["images_valid"] = list(self.images_valid)
         state["std_per_image_sum"] = [s.value for s in self.std_sums]
         exact: dict[str, Any] = {"bits": STATE_BITS}
         if not self.mode.integer:
@@ -112,12 +138,15 @@ class DatasetMoments:
         """Back from a manifest: ``state`` plus what the manifest keeps beside it (the image
         count, the sidecar's histogram, and for floats the raw min and max). A state without
         ``exact`` (manifests before 0.3) gives its rounded values."""
-        n, count = len(mode.channels), int(state["count"])
+        n, pixels = len(mode.channels), int(state["count"])
+        counts = [int(v) for v in state.get("counts", [pixels] * n)]
+        images_valid = [int(v) for v in state.get("images_valid", [images] * n)]
         exact = state.get("exact")
         moments: list[Any]
         if mode.integer:
             moments = [
-                IntMoments(count, int(state["sum"][c]), int(state["sum_sq"][c])) for c in range(n)
+                IntMoments(counts[c], int(state["sum"][c]), int(state["sum_sq"][c]))
+                for c in range(n)
             ]
         else:
             lo = lo if lo is not None else [math.inf] * n
@@ -127,7 +156,7 @@ class DatasetMoments:
                 m = ExactFloatMoments()
                 m.add(
                     FloatMoments(
-                        count,
+                        counts[c],
                         float(state["shift"][c]),
                         float(state["mean_offset"][c]),
                         float(state["m2"][c]),
@@ -146,14 +175,14 @@ class DatasetMoments:
                 sums.append(ExactSum())
                 sums[-1].add(float(v))
         hist = None if hist is None else np.asarray(hist, dtype=np.int64).copy()
-        return cls(mode, moments, sums, hist, images)
+        return cls(mode, moments, sums, hist, images, pixels, images_valid)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, percentiles: tuple[float, ...] = PERCENTILES) -> dict[str, Any]:
         """mean, std (pooled and per-image mean), min and max in [0, 1] units, and ``raw``: the
-        same in pixel units with var and (integer modes) exact percentiles."""
-        mode, n = self.mode, self.images
+        same in pixel units with var and (integer modes) exact ``percentiles``."""
+        mode = self.mode
         scale = mode.max_value
-        per_image = [s.value / n for s in self.std_sums]
+        per_image = [s.value / n for s, n in zip(self.std_sums, self.images_valid, strict=True)]
         raw: dict[str, Any] = {
             "mean": [m.mean for m in self.moments],
             "var": [m.var for m in self.moments],
@@ -166,8 +195,8 @@ class DatasetMoments:
             std = [math.sqrt(float(m.var_fraction() / Fraction(scale) ** 2)) for m in self.moments]
             lo = [int(np.flatnonzero(h)[0]) for h in self.hist]
             hi = [int(np.flatnonzero(h)[-1]) for h in self.hist]
-            pct = [percentiles_from_histogram(h) for h in self.hist]
-            raw["percentiles"] = {f"{q:g}": [p[i] for p in pct] for i, q in enumerate(PERCENTILES)}
+            pct = [percentiles_from_histogram(h, percentiles) for h in self.hist]
+            raw["percentiles"] = {f"{q:g}": [p[i] for p in pct] for i, q in enumerate(percentiles)}
         else:
             mean, std = raw["mean"], raw["std"]
             lo = [m.lo for m in self.moments]

@@ -23,8 +23,11 @@ class Normalizer:
     std: tuple[float, ...]
     dtype: str = "float32"
     layout: str = "chw"
+    invalid: float = 0.0  # written where ``valid`` is False (0, or NaN)
 
-    def coefficients(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def coefficients(
+        self, pixels: np.ndarray, valid: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         c = pixels.shape[2]
         if self.scale == "standard":
             std = np.asarray(self.std, dtype=np.float64)
@@ -34,6 +37,12 @@ class Normalizer:
             a, b = np.full(c, 1.0 / self.max_value), np.zeros(c)
         elif self.scale == "symmetric":
             a, b = np.full(c, 2.0 / self.max_value), np.full(c, -1.0)
+        elif self.scale == "per-image" and valid is not None:  # over each channel's valid pixels
+            kept = [pixels[..., i][valid[..., i]].astype(np.float64) for i in range(c)]
+            m = np.array([k.mean() if k.size else 0.0 for k in kept])
+            s = np.array([k.std() if k.size else 0.0 for k in kept])
+            s = np.where(s > 0, s, 1.0)
+            a, b = 1.0 / s, -m / s
         elif self.scale == "per-image":
             flat = pixels.reshape(-1, c).astype(np.float64)
             m, s = flat.mean(axis=0), flat.std(axis=0)
@@ -43,10 +52,11 @@ class Normalizer:
             raise ValueError(f"unknown scale {self.scale!r}")
         return a.astype(np.float32), b.astype(np.float32)
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+    def __call__(self, pixels: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
         """Written straight into the output layout, one pass per channel: 5× faster than
-        astype → multiply → add → transposed copy, and the same float32 arithmetic."""
-        a, b = self.coefficients(pixels)
+        astype → multiply → add → transposed copy, and the same float32 arithmetic.
+        ``valid`` (H×W×C): pixels left out by a mask are written as ``invalid``."""
+        a, b = self.coefficients(pixels, valid)
         h, w, c = pixels.shape
         if self.layout == "chw":
             y = np.empty((c, h, w), dtype=np.float32)
@@ -56,4 +66,10 @@ class Normalizer:
         else:
             y = np.multiply(pixels, a, dtype=np.float32)
             y += b
+        if valid is not None:
+            if self.layout == "chw":
+                for i in range(c):
+                    y[i][~valid[..., i]] = self.invalid
+            else:
+                y[~valid] = self.invalid
         return y if self.dtype == "float32" else y.astype(self.dtype)

@@ -16,12 +16,13 @@ import numpy as np
 from normstat.errors import OutputError, describe
 from normstat.fileops import TempFile, is_inside
 from normstat.modes import get_mode
-from normstat.options import ReadOptions
+from normstat.options import MaskOptions, ReadOptions
 from normstat.readers import Skipped
 from normstat.sources import Item, Source
 from normstat.verbs.common import ImageRef, read_refs
 
 from .journal import Journal, Version
+from .masking import read_mode, valid_pixels
 from .normalize import Normalizer
 
 __all__ = [
@@ -134,6 +135,7 @@ class WriteTask:
     overwrite: bool
     read: ReadOptions
     journal: Journal
+    mask: MaskOptions | None = None  # the statistics' mask (None: only files' nodata tags)
 
 
 def source_version(source: Source, item: Item) -> Version | None:
@@ -158,19 +160,24 @@ def apply_chunk(task: WriteTask) -> list[str | Skipped]:
     """Per image: "written" (and journaled with the version of its source), "kept" (already
     there, made from the same version of its source: resumed), or a Skipped value."""
     mode = get_mode(task.mode)
+    mask = task.mask or MaskOptions()
     out: list[str | Skipped] = ["kept"] * len(task.images)
     todo = [
         k
         for k, (_, target, made_from, now) in enumerate(task.images)
         if task.overwrite or made_from is None or made_from != now or not os.path.isfile(target)
     ]
-    decoded = read_refs(task.source, [task.images[k][0] for k in todo], mode, task.read)
+    refs = [task.images[k][0] for k in todo]
+    decoded = read_refs(task.source, refs, read_mode(mode, mask), task.read)
     for k, dec in zip(todo, decoded, strict=True):
         ref, target, _, version = task.images[k]
         if isinstance(dec, Skipped):
             out[k] = dec
             continue
-        _write_npy(target, task.normalizer(dec.pixels))
+        if mask.requested or dec.nodata is not None:
+            _write_npy(target, task.normalizer(*valid_pixels(dec, mask)))
+        else:
+            _write_npy(target, task.normalizer(dec.pixels))
         if version is not None:
             task.journal.record([(ref.rel, version)])
         out[k] = "written"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ from normstat.verbs.common import (
 )
 
 from .journal import JOURNAL, LOCK, Journal, locked
+from .masking import mask_of
 from .normalize import Normalizer
 from .outputs import (
     PROVENANCE,
@@ -98,9 +100,10 @@ def apply(
         for name, s in zip(mode.channels, sd, strict=True):
             if not s > 0:
                 raise ManifestError(ident.get("path", "imagenet"), f"std of channel {name} is 0")
+    mask = mask_of(loaded.data.get("options", {})) if loaded is not None else mask_of({})
     locations = source.locations()
     check_out_dir(out, locations, [])
-    options = {
+    options: dict[str, Any] = {
         "scale": opts.scale,
         "std": opts.std,
         "dtype": opts.dtype,
@@ -108,6 +111,8 @@ def apply(
         "mode": mode.name,
         "values": {"mean": list(mean), "std": list(sd)},  # what was applied, for in-memory stats
     }
+    if mask.requested or opts.invalid != "zero":  # recorded only then: older outputs resume
+        options["invalid"] = opts.invalid
     provenance = {
         "schema": "normstat/apply@1",
         "tool": f"normstat {__version__}",
@@ -117,10 +122,12 @@ def apply(
     prov_path = os.path.join(out, PROVENANCE)
     if not opts.overwrite:
         _refuse_foreign(out, prov_path, provenance)
+    fill = math.nan if opts.invalid == "nan" else 0.0
     normalizer = Normalizer(
-        opts.scale, mode.max_value, tuple(mean), tuple(sd), opts.dtype, opts.layout
+        opts.scale, mode.max_value, tuple(mean), tuple(sd), opts.dtype, opts.layout, fill
     )
-    read = ReadOptions(opts.max_pixels, mode.alpha, npy_layout)
+    nan = mask.nodata is not None and any(math.isnan(v) for v in mask.nodata)
+    read = ReadOptions(opts.max_pixels, mode.alpha, npy_layout, nan)
     result = ApplyResult(out)
     with make_engine(workers) as engine:
         images, skipped = scan(source, engine, read, progress)
@@ -164,7 +171,14 @@ def apply(
                     for ref in c
                 ]
                 return WriteTask(
-                    source, images, mode.name, normalizer, opts.overwrite, read, journal
+                    source,
+                    images,
+                    mode.name,
+                    normalizer,
+                    opts.overwrite,
+                    read,
+                    journal,
+                    mask if mask.requested else None,
                 )
 
             done = 0

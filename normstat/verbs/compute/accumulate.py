@@ -37,7 +37,7 @@ class Accumulator:
         return self.moments.images
 
     def add(self, root: str, rel: str, rec: ImageRecord) -> None:
-        self.moments.add(rec.moments)
+        self.moments.add(rec.moments, rec.height * rec.width)
         self.natives[rec.native] += 1
         self.rows.add(root, rel, rec.pixel_hash, rec.dhash, rec.phash, rec.height, rec.width)
 

@@ -10,10 +10,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from normstat.modes import Mode, get_mode
-from normstat.options import ReadOptions
+from normstat.options import MaskOptions, ReadOptions
 from normstat.readers import BatchReader, Decoded, Probe, Skipped, unreadable
 from normstat.reduce import FloatMoments, IntMoments, histograms, int_partial
 from normstat.reduce.batch import MAX_EXACT_PIXELS, BatchMoments, reduce_batch
+from normstat.reduce.masks import NAN_LEFT, alpha_mode, masked_batch, split_alpha
 from normstat.sources import Item, Source
 from normstat.verbs.common import ImageRef, open_item, probe_item
 
@@ -45,6 +46,7 @@ class ArrayTask:
     stop: int
     mode_name: str
     reduce: bool
+    mask: MaskOptions | None = None  # masks are reduced here, on the CPU (reduce is True)
 
     def ref(self, index: int) -> ImageRef:
         return ImageRef(self.item, index, self.probe.stacked)
@@ -76,14 +78,19 @@ def probe_arrays(
 
 
 def array_tasks(
-    source: Source, item: Item, probe: Probe, mode_name: str, reduce: bool
+    source: Source,
+    item: Item,
+    probe: Probe,
+    mode_name: str,
+    reduce: bool,
+    mask: MaskOptions | None = None,
 ) -> list[ArrayTask]:
     """The stack cut into batches of about CPU_BATCH_BYTES (DEVICE_BATCH_BYTES for the device)."""
     image_bytes = max(1, probe.nbytes // probe.count)  # type: ignore[attr-defined]
     budget = CPU_BATCH_BYTES if reduce else DEVICE_BATCH_BYTES
     step = max(1, budget // image_bytes)
     return [
-        ArrayTask(source, item, probe, i, min(i + step, probe.count), mode_name, reduce)
+        ArrayTask(source, item, probe, i, min(i + step, probe.count), mode_name, reduce, mask)
         for i in range(0, probe.count, step)
     ]
 
@@ -102,6 +109,8 @@ def read_task(task: ArrayTask, mode: Mode) -> tuple[np.ndarray | None, list[str 
 def array_chunk(task: ArrayTask) -> ChunkResult:
     """Fingerprints (and, when ``task.reduce``, partials) of one batch of a stack."""
     mode = get_mode(task.mode_name)
+    if task.mask is not None:
+        return _masked_chunk(task, mode, task.mask)
     pixels, reasons = read_task(task, mode)
     outcomes: list[ImageRecord | Skipped | None] = []
     for offset, reason in enumerate(reasons):
@@ -117,6 +126,35 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
             reduced = reduce_on_cpu(valid, mode)
             attach(outcomes, keep, reduced)
             hist = reduced.hist
+    return ChunkResult(outcomes, [None] * len(outcomes), hist)
+
+
+def _masked_chunk(task: ArrayTask, mode: Mode, mask: MaskOptions) -> ChunkResult:
+    """``array_chunk`` over valid pixels: read with alpha for an alpha mask, NaN kept for a NaN
+    nodata (the reader flags it; infinity is still a skip), each image reduced alone."""
+    pixels, reasons = read_task(task, alpha_mode(mode) if mask.alpha else mode)
+    nan_ok = mask.nodata is not None and any(v != v for v in mask.nodata)
+    if pixels is not None and nan_ok:
+        reasons = [
+            None if why == NAN_LEFT and not np.isinf(pixels[i]).any() else why
+            for i, why in enumerate(reasons)
+        ]
+    keep = [i for i, r in enumerate(reasons) if r is None]
+    hist = None
+    if pixels is not None and keep:
+        reduced, why = masked_batch(pixels[keep], mode, mask)
+        for i, reason in zip(keep, why, strict=True):
+            reasons[i] = reason
+        hist = reduced.hist
+        moments = iter(reduced.moments)
+    outcomes: list[ImageRecord | Skipped | None] = []
+    for offset, reason in enumerate(reasons):
+        if reason is not None or pixels is None:
+            outcomes.append(Skipped(task.ref(task.start + offset).name, reason or "unreadable"))
+            continue
+        colour, _ = split_alpha(pixels[offset], mask.alpha)
+        record = image_record(Decoded(colour, task.probe.native), mode)
+        outcomes.append(replace(record, moments=next(moments)))
     return ChunkResult(outcomes, [None] * len(outcomes), hist)
 
 

@@ -11,11 +11,13 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from normstat.errors import DeviceError
 from normstat.fingerprints import gray_image, hashes_of, thumbnail
 from normstat.modes import Mode, get_mode
-from normstat.options import ReadOptions
+from normstat.options import MaskOptions, ReadOptions
 from normstat.readers import Decoded, Probe, Skipped, unreadable
 from normstat.reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
+from normstat.reduce.masks import alpha_mode, masked_partials, split_alpha
 from normstat.sources import Item, Shard, Source
 from normstat.verbs.common import reader_of
 
@@ -34,6 +36,11 @@ class FileTask:
     shard: Shard
     mode_name: str
     read: ReadOptions
+    mask: MaskOptions | None = None  # None: no mask asked for (a file's nodata tag still is)
+
+    def read_mode(self, mode: Mode) -> Mode:
+        """The mode images are decoded in: with their alpha channel for an alpha mask."""
+        return alpha_mode(mode) if self.mask is not None and self.mask.alpha else mode
 
 
 def _load(task: FileTask, item: Item, f: BinaryIO | OSError, mode: Mode) -> Loaded:
@@ -57,6 +64,20 @@ def _loaded(task: FileTask, mode: Mode) -> Iterator[tuple[Item, Loaded]]:
     """Each item of the shard as its source streams it, loaded before the next is opened."""
     for item, f in task.source.stream(task.shard):
         yield item, _load(task, item, f, mode)
+
+
+def masked(
+    dec: Decoded, mode: Mode, mask: MaskOptions | None, name: str
+) -> tuple[Decoded, tuple[IntMoments | FloatMoments, ...], np.ndarray | None] | Skipped:
+    """The image's colour pixels (the alpha channel of an alpha mask removed) and its partials
+    over its valid pixels, or why it cannot contribute."""
+    mask = mask or MaskOptions()
+    colour, opaque = split_alpha(dec.pixels, mask.alpha)
+    nodata = mask.for_channels(colour.shape[-1], dec.nodata)
+    got = masked_partials(colour, mode, nodata, opaque)
+    if isinstance(got, str):
+        return Skipped(name, got)
+    return Decoded(colour, dec.native), *got
 
 
 def partials(
@@ -90,16 +111,23 @@ def reduce_chunk(task: FileTask) -> ChunkResult:
     result = ChunkResult([], [], total)
     thumbs: list[np.ndarray] = []
     where: list[int] = []
-    for i, (item, (head, dec, deferred)) in enumerate(_loaded(task, mode)):
+    for i, (item, (head, dec, deferred)) in enumerate(_loaded(task, task.read_mode(mode))):
         result.items.append(item)
         result.canonical.append(head.canonical if isinstance(head, Probe) else None)
         if deferred:
             result.deferred.append(i)
         outcome = _outcome(item, head, dec)
+        if isinstance(outcome, Decoded) and (task.mask is not None or outcome.nodata is not None):
+            got = masked(outcome, mode, task.mask, item.path)
+            if isinstance(got, Skipped):
+                outcome = got
+            else:
+                outcome, moments, hists = got
+        elif isinstance(outcome, Decoded):
+            moments, hists = partials(outcome, mode)
         if not isinstance(outcome, Decoded):
             result.outcomes.append(outcome)
             continue
-        moments, hists = partials(outcome, mode)
         if total is not None and hists is not None:
             total += hists
         result.outcomes.append(image_record(outcome, mode, moments, hashes=(0, 0)))
@@ -140,6 +168,10 @@ def decode_chunk(task: FileTask) -> DecodedChunk:
             out.deferred.append(i)
         outcome: Any = _outcome(item, head, dec)
         px = None
+        if isinstance(outcome, Decoded) and outcome.nodata is not None:
+            raise DeviceError(
+                item.path, "has a nodata tag: masks are reduced on the CPU, use --device auto"
+            )
         if isinstance(outcome, Decoded):
             px = outcome.pixels
             outcome = image_record(outcome, mode)

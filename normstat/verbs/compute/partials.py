@@ -22,7 +22,7 @@ import numpy as np
 from normstat._version import __version__
 from normstat.errors import OutputError
 from normstat.fileops import atomic_write_bytes, open_regular
-from normstat.options import ComputeOptions
+from normstat.options import ComputeOptions, MaskOptions
 from normstat.readers import Skipped
 from normstat.reduce import FloatMoments, IntMoments
 from normstat.sources import Item, Shard
@@ -70,6 +70,8 @@ class Partials:
             read = opts.read if opts else None
             ident["read"] = None if read is None else [read.max_pixels, read.keep_alpha]
             ident["npy_layout"] = None if read is None else read.npy_layout
+            if opts is not None and opts.mask.requested:
+                ident["masks"] = [_mask_ident(opts.mask), None]
             items = None if chunk.items is None else [[i.root, i.rel] for i in chunk.items]
             ident["shard"] = [chunk.root, chunk.rel, chunk.version, items]
         else:
@@ -78,6 +80,8 @@ class Partials:
             probe = repr(chunk.probe)
             ident["stack"] = [chunk.item.root, chunk.item.rel, version, probe]
             ident["range"] = [chunk.start, chunk.stop, chunk.reduce]
+            if chunk.mask is not None:
+                ident["masks"] = [_mask_ident(chunk.mask), None]
         text = json.dumps(ident, sort_keys=True, ensure_ascii=True)
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 
@@ -134,6 +138,13 @@ class Partials:
         if len(data) > MAX_PARTIAL_BYTES:
             raise OSError("partial too large")
         return data
+
+
+def _mask_ident(mask: MaskOptions) -> list[Any]:
+    """What a mask changes in a partial (only present when a mask is asked for, so
+    the partials of unmasked runs keep their names)."""
+    nodata = None if mask.nodata is None else [repr(v) for v in mask.nodata]
+    return [nodata, mask.alpha]
 
 
 def _encode_outcome(o: ImageRecord | Skipped | None) -> Any:

@@ -22,9 +22,10 @@ from normstat.engine import Engine, make_engine
 from normstat.errors import InputError
 from normstat.manifest import Stats
 from normstat.modes import MODES, Mode, get_mode
-from normstat.options import ComputeOptions, ReadOptions
+from normstat.options import ComputeOptions, MaskOptions, ReadOptions
 from normstat.readers import Probe, Skipped, unreadable
 from normstat.reduce.device import plan
+from normstat.reduce.masks import alpha_mode, check_nodata
 from normstat.sources import Item, Shard, Source
 from normstat.verbs.common import Progress, reader_of, reading, run_chunks, tick
 
@@ -99,12 +100,15 @@ def compute(
 ) -> Stats:
     """Statistics of every image of ``source`` (see the module docstring); on the Dask cluster
     at ``scheduler`` when given, keeping each finished shard in ``partials`` when given."""
-    files_xp = plan(opts.device, 0).files  # --device gpu fails before anything is read
+    masks = opts.mask.requested  # reduced on the CPU (ComputeOptions refuses --device gpu)
+    device = "cpu" if masks else opts.device
+    files_xp = plan(device, 0).files  # --device gpu fails before anything is read
     read = opts.read
     shards = source.shards()
     if not shards:
         raise InputError(source.name, "no files found")
     target = get_mode(opts.mode) if opts.mode else _guess_mode(source, shards, read)
+    _check_masks(source, opts, target)
     arrays: list[tuple[Item, Probe]] | None = None
     with make_engine(workers, scheduler, retries) as engine:
         while True:
@@ -118,11 +122,13 @@ def compute(
             if opts.mode or not counts or decide_mode(counts) is target:
                 break
             target = decide_mode(counts)
+            _check_masks(source, opts, target)
         for bad in bad_arrays:
             acc.skips.add(bad)
         if arrays:
-            xp = plan(opts.device, sum(p.nbytes for _, p in arrays)).arrays  # type: ignore[attr-defined]
-            _add_arrays(engine, source, arrays, acc, xp, progress, partials)
+            xp = plan(device, sum(p.nbytes for _, p in arrays)).arrays  # type: ignore[attr-defined]
+            mask = opts.mask if opts.mask.requested else None
+            _add_arrays(engine, source, arrays, acc, xp, progress, partials, mask)
     if not counts:
         if not acc.skips.items:
             raise InputError(source.name, "no images found")
@@ -130,7 +136,22 @@ def compute(
     if acc.images == 0:
         reason = acc.skips.items[0].reason if acc.skips.items else "no images"
         raise InputError(source.name, f"no image could be read (first reason: {reason})")
+    for name, m in zip(acc.mode.channels, acc.moments.moments, strict=True):
+        if m.count == 0:
+            raise InputError(
+                source.name, f"channel {name} has no valid pixel (all nodata or transparent)"
+            )
     return acc.finish(opts.manifest())
+
+
+def _check_masks(source: Source, opts: ComputeOptions, target: Mode) -> None:
+    """InputError when the mask options cannot apply to the dataset's mode."""
+    try:
+        check_nodata(target, opts.nodata)
+        if opts.mask.alpha:
+            alpha_mode(target)
+    except ValueError as exc:
+        raise InputError(source.name, str(exc)) from None
 
 
 def _reduce_pass(
@@ -149,8 +170,10 @@ def _reduce_pass(
     counts: Counter[str] = Counter()
     deferred: list[Item] = []
 
+    mask = opts.mask if opts.mask.requested else None
+
     def task(shard: Shard) -> FileTask:
-        return FileTask(source, shard, target.name, opts.read)
+        return FileTask(source, shard, target.name, opts.read, mask)
 
     def reduced(todo: list[Shard]) -> Iterator[tuple[Shard, ChunkResult]]:
         if xp is np:
@@ -218,13 +241,14 @@ def _add_arrays(
     xp: ModuleType,
     progress: Progress | None,
     partials: Partials | None = None,
+    mask: MaskOptions | None = None,
 ) -> None:
     """Reduce stacks in batches (after the single-image files, in item order): in the workers
     with NumPy, or fingerprinted there and reduced here on the device."""
     tasks = [
         task
         for item, p in arrays
-        for task in array_tasks(source, item, p, acc.mode.name, reduce=xp is np)
+        for task in array_tasks(source, item, p, acc.mode.name, xp is np, mask)
     ]
 
     def reduced(todo: list[ArrayTask]) -> Iterator[tuple[ArrayTask, ChunkResult]]:

@@ -28,10 +28,13 @@ _ENGINE_OPTIONS = ("device",)
 
 
 def _comparable(stats: Stats) -> dict[str, Any]:
+    """What parts must share. Not the schema: @1 and @2 parts with the same options differ
+    only in whether a file's own nodata tag masked something, which the union's counts say;
+    masks, percentiles and ranges asked for are options (``options.nodata`` absent in one part
+    and given in the other is the conflict named)."""
     data = stats.data
     options = {k: v for k, v in data["options"].items() if k not in _ENGINE_OPTIONS}
     return {
-        "schema": data["schema"],
         "mode": data["mode"],
         "channels": data["channels"],
         "dtype": data["dtype"],

@@ -1,0 +1,135 @@
+"""Partials over valid pixels only (rasterio's ``stats()`` with nodata, MONAI's foreground): a
+pixel of channel c is invalid when it equals that channel's nodata value (NaN matches NaN) or,
+with an alpha mask, when its alpha is 0. Channels are masked independently, so each has its own
+count.
+
+Integer images stay exact and nearly as cheap as unmasked ones: nodata removes one bin of the
+image's exact histogram, an alpha mask histograms the opaque pixels only, and the moments come
+from those histograms as always. Float images reduce the valid values of each channel with the
+unmasked per-image arithmetic (``float_partial``), so nothing masked gives the unmasked partial
+bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from normstat.modes import MODES, Mode
+from normstat.options import MaskOptions
+
+from .batch import BatchMoments
+from .histograms import histograms
+from .moments import FloatMoments, IntMoments, float_partial, int_partials
+
+__all__ = [
+    "NAN_LEFT",
+    "alpha_mode",
+    "check_nodata",
+    "masked_batch",
+    "masked_partials",
+    "split_alpha",
+]
+
+NAN_LEFT = "non-finite pixel values (NaN or infinity)"  # the readers' words for the same skip
+_ALPHA_MODES = {"RGB": "RGBA", "L": "LA"}
+Moments = IntMoments | FloatMoments
+
+
+def alpha_mode(mode: Mode) -> Mode:
+    """The mode images are read in for ``--alpha mask``: ``mode`` with its alpha channel."""
+    name = _ALPHA_MODES.get(mode.name)
+    if name is None:
+        raise ValueError(
+            f"--alpha mask needs an 8-bit mode without alpha (RGB or L), not {mode.name}"
+        )
+    return MODES[name]
+
+
+def check_nodata(mode: Mode, nodata: tuple[float, ...] | None) -> None:
+    """ValueError when ``nodata`` cannot apply to ``mode``: a count other than one or one per
+    channel, or for integer modes a value no pixel can hold (a typo must not mask nothing)."""
+    if nodata is None:
+        return
+    n = len(mode.channels)
+    if len(nodata) not in (1, n):
+        raise ValueError(
+            f"--nodata holds {len(nodata)} values: give one, or one per channel "
+            f"({n} for mode {mode.name})"
+        )
+    if mode.integer:
+        top = int(mode.max_value)
+        for v in nodata:
+            if math.isnan(v) or not v.is_integer() or not 0 <= v <= top:
+                raise ValueError(
+                    f"--nodata {v:g} is no pixel value of mode {mode.name} (integers 0..{top})"
+                )
+
+
+def split_alpha(pixels: np.ndarray, alpha: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The colour channels, and (``alpha``) which pixels are opaque enough to count (alpha > 0)."""
+    if not alpha:
+        return pixels, None
+    return np.ascontiguousarray(pixels[..., :-1]), pixels[..., -1] > 0
+
+
+def masked_partials(
+    pixels: np.ndarray,
+    mode: Mode,
+    nodata: tuple[float, ...] | None,
+    opaque: np.ndarray | None,
+) -> tuple[tuple[Moments, ...], np.ndarray | None] | str:
+    """One H×W×C image's per-channel partials over its valid pixels, and its histograms
+    (integer modes); a str says why the image cannot contribute (a NaN in a channel whose
+    nodata is not NaN)."""
+    channels = pixels.shape[-1]
+    if mode.integer:
+        if opaque is None:
+            hists = histograms(np.ascontiguousarray(pixels), mode.bins)
+        else:
+            hists = np.stack(
+                [np.bincount(pixels[..., c][opaque], minlength=mode.bins) for c in range(channels)]
+            ).astype(np.int64)
+        if nodata is not None:
+            hists = hists.copy()
+            for c, v in enumerate(nodata):
+                if not math.isnan(v) and v.is_integer() and 0 <= v < mode.bins:
+                    hists[c, int(v)] = 0
+        return int_partials(hists), hists
+    moments: list[Moments] = []
+    for c in range(channels):
+        x = pixels[..., c]
+        value = None if nodata is None else nodata[c]
+        nan = np.isnan(x)
+        if value is not None and math.isnan(value):
+            keep = ~nan
+        else:
+            if nan.any():
+                return NAN_LEFT
+            keep = None if value is None else x != value
+        if opaque is not None:
+            keep = opaque if keep is None else keep & opaque
+        moments.append(float_partial(x if keep is None else x[keep]))
+    return tuple(moments), None
+
+
+def masked_batch(
+    pixels: np.ndarray, mode: Mode, mask: MaskOptions
+) -> tuple[BatchMoments, list[str | None]]:
+    """``masked_partials`` of each image of a B×H×W×C batch (read in ``alpha_mode`` when the
+    mask uses alpha), the summed histogram, and per image why it cannot contribute."""
+    total = np.zeros((len(mode.channels), mode.bins), dtype=np.int64) if mode.integer else None
+    moments: list[tuple[Moments, ...]] = []
+    reasons: list[str | None] = []
+    for px in pixels:
+        colour, opaque = split_alpha(px, mask.alpha)
+        got = masked_partials(colour, mode, mask.for_channels(colour.shape[-1]), opaque)
+        if isinstance(got, str):
+            reasons.append(got)
+            continue
+        reasons.append(None)
+        moments.append(got[0])
+        if total is not None and got[1] is not None:
+            total += got[1]
+    return BatchMoments(moments, total), reasons
