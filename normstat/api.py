@@ -58,6 +58,7 @@ def compute(
     retries: int = 0,
     partials_dir: str | os.PathLike[str] | Partials | None = None,
     progress: Progress | None = None,
+    covariance: bool = False,
 ) -> Stats:
     """Statistics of every image under ``srcs`` (paths, or a ``Source``), in one streaming pass:
     each file is opened once, probed and reduced in the mode a header sample predicts; should
@@ -75,8 +76,11 @@ def compute(
     retried up to ``retries`` times. ``partials_dir`` (a folder, a URL, or a ``Partials``
     whose counts say what was kept) keeps each finished shard, so a rerun reduces only what
     is missing. The result is byte-identical whatever ran it.
+
+    ``covariance`` adds the exact channel covariance, correlation and PCA (on the CPU; with
+    ``device="gpu"`` a DeviceError).
     """
-    opts = ComputeOptions(mode, alpha, strict, max_pixels, device, npy_layout)
+    opts = ComputeOptions(mode, alpha, strict, max_pixels, device, npy_layout, covariance)
     if retries < 0:
         raise ValueError("retries must be 0 or more")
     source = resolve(srcs, storage_options, column)

@@ -67,6 +67,7 @@ class ComputeOptions:
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     device: str = "auto"
     npy_layout: str = "auto"
+    covariance: bool = False  # the exact channel covariance, correlation and PCA too
 
     def __post_init__(self) -> None:
         if self.mode is not None:
@@ -80,8 +81,9 @@ class ComputeOptions:
         return ReadOptions(self.max_pixels, self.alpha == "keep", self.npy_layout)
 
     def manifest(self) -> dict[str, object]:
-        """As the manifest records them."""
-        return {
+        """As the manifest records them (``covariance`` only when asked for, so manifests
+        without it stay as earlier versions wrote them)."""
+        recorded: dict[str, object] = {
             "mode": self.mode or "auto",
             "alpha": self.alpha,
             "strict": self.strict,
@@ -89,6 +91,9 @@ class ComputeOptions:
             "device": self.device,
             "npy_layout": self.npy_layout,
         }
+        if self.covariance:
+            recorded["covariance"] = True
+        return recorded
 
 
 @dataclass(frozen=True)

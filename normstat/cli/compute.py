@@ -70,6 +70,11 @@ def compute(
         "auto",
         help="3-D .npy arrays: H×W×C image (hwc), N×H×W stack (nhw), or auto.",
     ),
+    covariance: bool = typer.Option(
+        False,
+        "--covariance",
+        help="Also the exact channel covariance, correlation and PCA (for PCA lighting, ZCA).",
+    ),
     quiet: bool = Quiet,
     debug: bool = Debug,
 ) -> None:
@@ -98,6 +103,7 @@ def compute(
             retries=retries,
             partials_dir=partials,
             progress=progress,
+            covariance=covariance,
         )
     replaceable(output, "stats manifest", "normstat/stats@")  # and again: it took a while
     stats.save(output)

@@ -14,6 +14,7 @@ from normstat.options import ReadOptions
 from normstat.readers import BatchReader, Decoded, Probe, Skipped, unreadable
 from normstat.reduce import FloatMoments, IntMoments, histograms, int_partial
 from normstat.reduce.batch import MAX_EXACT_PIXELS, BatchMoments, reduce_batch
+from normstat.reduce.covariance import cross_products
 from normstat.sources import Item, Source
 from normstat.verbs.common import ImageRef, open_item, probe_item
 
@@ -45,6 +46,7 @@ class ArrayTask:
     stop: int
     mode_name: str
     reduce: bool
+    covariance: bool = False
 
     def ref(self, index: int) -> ImageRef:
         return ImageRef(self.item, index, self.probe.stacked)
@@ -76,14 +78,14 @@ def probe_arrays(
 
 
 def array_tasks(
-    source: Source, item: Item, probe: Probe, mode_name: str, reduce: bool
+    source: Source, item: Item, probe: Probe, mode_name: str, reduce: bool, covariance: bool = False
 ) -> list[ArrayTask]:
     """The stack cut into batches of about CPU_BATCH_BYTES (DEVICE_BATCH_BYTES for the device)."""
     image_bytes = max(1, probe.nbytes // probe.count)  # type: ignore[attr-defined]
     budget = CPU_BATCH_BYTES if reduce else DEVICE_BATCH_BYTES
     step = max(1, budget // image_bytes)
     return [
-        ArrayTask(source, item, probe, i, min(i + step, probe.count), mode_name, reduce)
+        ArrayTask(source, item, probe, i, min(i + step, probe.count), mode_name, reduce, covariance)
         for i in range(0, probe.count, step)
     ]
 
@@ -117,6 +119,10 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
             reduced = reduce_on_cpu(valid, mode)
             attach(outcomes, keep, reduced)
             hist = reduced.hist
+            if task.covariance:
+                for i in keep:
+                    products = cross_products(pixels[i], mode.integer)
+                    outcomes[i] = replace(outcomes[i], products=products)  # type: ignore[type-var]
     return ChunkResult(outcomes, [None] * len(outcomes), hist)
 
 

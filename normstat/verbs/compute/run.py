@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from normstat.engine import Engine, make_engine
-from normstat.errors import InputError
+from normstat.errors import DeviceError, InputError
 from normstat.manifest import Stats
 from normstat.modes import MODES, Mode, get_mode
 from normstat.options import ComputeOptions, ReadOptions
@@ -99,7 +99,12 @@ def compute(
 ) -> Stats:
     """Statistics of every image of ``source`` (see the module docstring); on the Dask cluster
     at ``scheduler`` when given, keeping each finished shard in ``partials`` when given."""
-    files_xp = plan(opts.device, 0).files  # --device gpu fails before anything is read
+    if opts.covariance and opts.device == "gpu":
+        raise DeviceError(
+            "--device gpu", "the covariance is reduced on the CPU only (--covariance)"
+        )
+    device = "cpu" if opts.covariance else opts.device
+    files_xp = plan(device, 0).files  # --device gpu fails before anything is read
     read = opts.read
     shards = source.shards()
     if not shards:
@@ -121,8 +126,8 @@ def compute(
         for bad in bad_arrays:
             acc.skips.add(bad)
         if arrays:
-            xp = plan(opts.device, sum(p.nbytes for _, p in arrays)).arrays  # type: ignore[attr-defined]
-            _add_arrays(engine, source, arrays, acc, xp, progress, partials)
+            xp = plan(device, sum(p.nbytes for _, p in arrays)).arrays  # type: ignore[attr-defined]
+            _add_arrays(engine, source, arrays, acc, xp, progress, partials, opts.covariance)
     if not counts:
         if not acc.skips.items:
             raise InputError(source.name, "no images found")
@@ -145,12 +150,12 @@ def _reduce_pass(
 ) -> tuple[Accumulator, Counter[str], list[Item]]:
     """Every shard reduced in ``target``, merged in shard order; plus the canonical mode counts
     and the items left to the batch route. ``xp`` not NumPy: reduced on the GPU here."""
-    acc = Accumulator(target, opts.strict, source.manifest_root)
+    acc = Accumulator(target, opts.strict, source.manifest_root, opts.covariance)
     counts: Counter[str] = Counter()
     deferred: list[Item] = []
 
     def task(shard: Shard) -> FileTask:
-        return FileTask(source, shard, target.name, opts.read)
+        return FileTask(source, shard, target.name, opts.read, opts.covariance)
 
     def reduced(todo: list[Shard]) -> Iterator[tuple[Shard, ChunkResult]]:
         if xp is np:
@@ -218,13 +223,14 @@ def _add_arrays(
     xp: ModuleType,
     progress: Progress | None,
     partials: Partials | None = None,
+    covariance: bool = False,
 ) -> None:
     """Reduce stacks in batches (after the single-image files, in item order): in the workers
     with NumPy, or fingerprinted there and reduced here on the device."""
     tasks = [
         task
         for item, p in arrays
-        for task in array_tasks(source, item, p, acc.mode.name, reduce=xp is np)
+        for task in array_tasks(source, item, p, acc.mode.name, xp is np, covariance)
     ]
 
     def reduced(todo: list[ArrayTask]) -> Iterator[tuple[ArrayTask, ChunkResult]]:
