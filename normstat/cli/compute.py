@@ -9,7 +9,7 @@ from normstat.fileops import replaceable
 from normstat.modes import MODES
 
 from .base import app, capped_workers, errors
-from .console import Reporter, stats_table
+from .console import Reporter, covariance_lines, stats_table
 from .params import (
     Alphas,
     Column,
@@ -112,6 +112,8 @@ def compute(
     if len(stats.skipped) > 10:
         rep.warn(f"... and {len(stats.skipped) - 10} more skipped (listed in {output})")
     rep.out.print(stats_table(stats))
+    for line in covariance_lines(stats):
+        rep.say(line)
     if partials is not None:
         rep.say(
             f"Partials in {partials_dir}: {partials.kept} shards kept, {partials.made} reduced"

@@ -27,7 +27,7 @@ import numpy as np
 from .exact import BITS, scaled
 from .moments import FloatMoments, IntMoments
 
-__all__ = ["CrossMoments", "cross_products", "pairs", "pca"]
+__all__ = ["CrossMoments", "correlation", "cross_products", "pairs", "pca", "report"]
 
 _BLOCK = 1 << 32  # pixels per exact uint64 block: 2^32 · (2^16 − 1)² < 2^64
 
@@ -150,7 +150,7 @@ def pca(cov_unit: np.ndarray) -> tuple[list[float], list[list[float]]]:
     for k in range(vectors.shape[1]):
         if vectors[int(np.argmax(np.abs(vectors[:, k]))), k] < 0:
             vectors[:, k] = -vectors[:, k]
-    return [max(float(v), 0.0) for v in values], vectors.tolist()
+    return [float(v) if v > 0 else 0.0 for v in values], vectors.tolist()
 
 
 def report(cov: list[list[Fraction]], scale: float) -> dict[str, Any]:
