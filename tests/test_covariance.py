@@ -16,9 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import invoke
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import normstat
+from normstat.cli.console import covariance_lines
+from normstat.cli.snippets import FORMATS, snippet
 from normstat.errors import ManifestError
 from normstat.manifest.validate import validate
 from normstat.reduce.covariance import cross_products, pca
@@ -284,3 +288,60 @@ def test_pca_sign_rule_is_deterministic() -> None:
     for k in range(2):
         v = np.array(vectors)[:, k]
         assert v[np.argmax(np.abs(v))] > 0
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@pytest.fixture(scope="module")
+def cov_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cov")
+    _images(folder / "d", np.random.default_rng(11), 4)
+    normstat.compute(folder / "d", workers=1, covariance=True).save(str(folder / "s.json"))
+    return folder / "s.json"
+
+
+def _leaves(value, path=()):  # type: ignore[no-untyped-def]
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _leaves(v, (*path, i))
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_fuzzed_covariance_keys_load_or_are_refused(
+    data: st.DataObject, cov_manifest: Path
+) -> None:
+    """Any value anywhere under the covariance keys: a ManifestError, or a manifest whose
+    snippets, table and partial all work."""
+    doc = json.loads(cov_manifest.read_text())
+    roots = [("state", "covariance"), ("raw", "covariance"), ("correlation",), ("pca",)]
+    root = data.draw(st.sampled_from(roots))
+    sub = doc
+    for k in root:
+        sub = sub[k]
+    where = root + data.draw(st.sampled_from(list(_leaves(sub))))
+    parent = doc
+    for k in where[:-1]:
+        parent = parent[k]
+    parent[where[-1]] = data.draw(JSON)
+    try:
+        validate(doc, "m.json")
+    except ManifestError:
+        return
+    stats = normstat.Stats(doc)
+    for fmt in FORMATS:
+        snippet(stats, fmt)
+    covariance_lines(stats)
