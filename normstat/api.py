@@ -62,6 +62,7 @@ def compute(
     progress: Progress | None = None,
     nodata: float | str | Sequence[float] | None = None,
     percentiles: str | Sequence[float] | None = None,
+    covariance: bool = False,
 ) -> Stats:
     """Statistics of every image under ``srcs`` (paths, or a ``Source``), in one streaming pass:
     each file is opened once, probed and reduced in the mode a header sample predicts; should
@@ -84,6 +85,8 @@ def compute(
     ``alpha="mask"`` (alpha 0 is invalid; the alpha channel is then not a statistic) leave
     invalid pixels out of every statistic, channel by channel. ``percentiles`` chooses the
     reported percentiles of integer data (default 0.5, 1, 5, 50, 95, 99, 99.5).
+    ``covariance`` adds the exact channel covariance, correlation and PCA (on the CPU; with
+    ``device="gpu"`` a DeviceError).
     """
     opts = ComputeOptions(
         mode=mode,
@@ -95,6 +98,7 @@ def compute(
         column=column,
         nodata=None if nodata is None else float_list("nodata", nodata),
         percentiles=None if percentiles is None else percentile_list(percentiles),
+        covariance=covariance,
     )
     if retries < 0:
         raise ValueError("retries must be 0 or more")

@@ -138,6 +138,7 @@ class ComputeOptions:
     column: str | None = None  # parquet shards' image column; None: found automatically
     nodata: tuple[float, ...] | None = None  # one value, or one per channel
     percentiles: tuple[float, ...] | None = None  # None: DEFAULT_PERCENTILES
+    covariance: bool = False  # the exact channel covariance, correlation and PCA too
 
     def __post_init__(self) -> None:
         if self.mode is not None:
@@ -147,6 +148,8 @@ class ComputeOptions:
         choose("npy_layout", self.npy_layout, NPY_LAYOUTS)
         if self.percentiles is not None and self.percentiles != percentile_list(self.percentiles):
             raise ValueError("percentiles must be sorted, de-duplicated numbers in [0, 100]")
+        if self.mask.requested and self.covariance:
+            raise ValueError("--covariance cannot be combined with masks (--nodata, --alpha mask)")
         if self.mask.requested and self.device == "gpu":
             reason = "masks (--nodata, --alpha mask) are reduced on the CPU: use --device auto"
             raise DeviceError("--device gpu", reason)
@@ -162,8 +165,8 @@ class ComputeOptions:
 
     def manifest(self) -> dict[str, object]:
         """As the manifest records them (``column`` only when given: check reopens parquet
-        contributors by it; masks and percentiles only when given: manifests without them are
-        the schema @1 documents they always were)."""
+        contributors by it; masks, percentiles and covariance only when asked for: manifests
+        without them are the schema @1 documents earlier versions wrote)."""
         out: dict[str, object] = {
             "mode": self.mode or "auto",
             "alpha": self.alpha,
@@ -178,6 +181,8 @@ class ComputeOptions:
             out["nodata"] = ["nan" if math.isnan(v) else v for v in self.nodata]
         if self.percentiles is not None:
             out["percentiles"] = list(self.percentiles)
+        if self.covariance:
+            out["covariance"] = True
         return out
 
 

@@ -10,7 +10,7 @@ from normstat.modes import MODES
 from normstat.options import float_list, percentile_list
 
 from .base import app, capped_workers, errors
-from .console import Reporter, stats_table
+from .console import Reporter, covariance_lines, stats_table
 from .params import (
     Alphas,
     Column,
@@ -85,6 +85,11 @@ def compute(
         "auto",
         help="3-D .npy arrays: H×W×C image (hwc), N×H×W stack (nhw), or auto.",
     ),
+    covariance: bool = typer.Option(
+        False,
+        "--covariance",
+        help="Also the exact channel covariance, correlation and PCA (for PCA lighting, ZCA).",
+    ),
     quiet: bool = Quiet,
     debug: bool = Debug,
 ) -> None:
@@ -115,6 +120,7 @@ def compute(
             progress=progress,
             nodata=nodata,
             percentiles=percentiles,
+            covariance=covariance,
         )
     replaceable(output, "stats manifest", "normstat/stats@")  # and again: it took a while
     stats.save(output)
@@ -123,6 +129,8 @@ def compute(
     if len(stats.skipped) > 10:
         rep.warn(f"... and {len(stats.skipped) - 10} more skipped (listed in {output})")
     rep.out.print(stats_table(stats))
+    for line in covariance_lines(stats):
+        rep.say(line)
     if partials is not None:
         rep.say(
             f"Partials in {partials_dir}: {partials.kept} shards kept, {partials.made} reduced"

@@ -26,7 +26,7 @@ from rich.table import Table
 from normstat.manifest import Stats
 from normstat.verbs.check import LeakReport
 
-__all__ = ["Reporter", "leak_table", "printable", "stats_table"]
+__all__ = ["Reporter", "covariance_lines", "leak_table", "printable", "stats_table"]
 
 _PHASES = {
     "scan": "scanning",
@@ -172,6 +172,23 @@ def stats_table(stats: Stats) -> Table:
             row.append(f"{d['pixels_valid'][i]:,}")
         table.add_row(*row)
     return table
+
+
+def covariance_lines(stats: Stats) -> list[str]:
+    """Brief lines under the table for a manifest with the covariance: the correlation of each
+    channel pair, and the PCA eigenvalues ([0, 1] units)."""
+    d = stats.data
+    if "correlation" not in d or "pca" not in d:
+        return []
+    names, corr = [printable(str(c)) for c in d["channels"]], d["correlation"]
+    pairs = [
+        f"{names[i]}-{names[j]} " + ("n/a" if corr[i][j] is None else f"{corr[i][j]:.4f}")
+        for i in range(len(names))
+        for j in range(i + 1, len(names))
+    ]
+    lines = [f"correlation: {', '.join(pairs)}"] if pairs else []
+    values = ", ".join(f"{v:.4g}" for v in d["pca"]["eigenvalues"])
+    return [*lines, f"PCA eigenvalues ([0, 1] units): {values}"]
 
 
 def _short(path: str) -> str:

@@ -10,7 +10,7 @@ import typer
 from normstat.manifest import Stats
 
 from .base import app, errors
-from .console import Reporter, stats_table
+from .console import Reporter, covariance_lines, stats_table
 from .params import Debug, Quiet, ShowFormats
 from .snippets import snippet
 
@@ -25,7 +25,8 @@ def show(
     quiet: bool = Quiet,
     debug: bool = Debug,
 ) -> None:
-    """Print a manifest as a table, as JSON, or as code for torchvision, Keras, albumentations.
+    """Print a manifest as a table, as JSON, or as code for torchvision, Keras, albumentations,
+    or PCA lighting (pca: a manifest computed with --covariance).
 
     Example: normstat show stats.json --format torchvision
     """
@@ -35,6 +36,8 @@ def show(
         rep.out.print(stats_table(stats))
         if stats.data["dtype"] == "float32":
             rep.say("No percentiles: float data have no histogram.")
+        for line in covariance_lines(stats):
+            rep.say(line)
         for s in stats.skipped:
             rep.say(f"skipped {s['path']}: {s['reason']}")
     elif format == "json":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from normstat.errors import ManifestError
 from normstat.manifest import Stats
 
 __all__ = ["FORMATS", "snippet"]
@@ -46,7 +47,31 @@ def albumentations(stats: Stats) -> str:
     )
 
 
-FORMATS = {"torchvision": torchvision, "keras": keras, "albumentations": albumentations}
+def pca(stats: Stats) -> str:
+    """fb.resnet.torch's Lighting (AlexNet's PCA colour augmentation) with this dataset's PCA."""
+    found = stats.data.get("pca")
+    if found is None:
+        raise ManifestError(stats.path, "manifest has no PCA: compute it with --covariance")
+    rows = ",\n".join(f"    {_list(row)}" for row in found["eigenvectors"])
+    return (
+        "import torch\n\n"
+        "# PCA of the channel covariance of pixels scaled to [0, 1] (fb.resnet.torch's units:\n"
+        "# its ImageNet eigval is 0.2175, 0.0188, 0.0045). Eigenvectors are the columns.\n"
+        f"eigval = torch.tensor({_list(found['eigenvalues'])})\n"
+        f"eigvec = torch.tensor([\n{rows},\n])\n\n\n"
+        "def lighting(img: torch.Tensor, alphastd: float = 0.1) -> torch.Tensor:\n"
+        '    """AlexNet PCA lighting on a C×H×W image in [0, 1] (before Normalize)."""\n'
+        "    alpha = torch.randn(eigval.shape[0]) * alphastd\n"
+        "    return img + (eigvec @ (alpha * eigval)).view(-1, 1, 1)\n"
+    )
+
+
+FORMATS = {
+    "torchvision": torchvision,
+    "keras": keras,
+    "albumentations": albumentations,
+    "pca": pca,
+}
 
 
 def snippet(stats: Stats, fmt: str) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 
 from normstat.modes import Mode
 
+from .covariance import check_covariance
 from .values import Reader
 
 __all__ = ["FLOAT32_MAX", "STD_FLOOR", "check_histogram", "check_statistics", "valid_counts"]
@@ -70,6 +71,7 @@ def check_statistics(r: Reader, data: dict[str, Any], mode: Mode) -> None:
         for got, exact in zip(stored, values, strict=True):
             r.agrees(float(got), exact, key)
     _ranges(r, data, mode, raw_mean)
+    check_covariance(r, data, mode, count)
 
 
 def _int_state(

@@ -156,8 +156,9 @@ def _options(r: Reader, options: Any) -> None:
         r.text(options["mode"], "options.mode")
     if "column" in options:
         r.text(options["column"], "options.column")
-    if "strict" in options and not isinstance(options["strict"], bool):
-        r.fail("'options.strict' must be true or false")
+    for key in ("strict", "covariance"):
+        if key in options and not isinstance(options[key], bool):
+            r.fail(f"'options.{key}' must be true or false")
     if options.get("max_pixels") is not None:
         r.integer(options["max_pixels"], "options.max_pixels", 1)
     if "nodata" in options:

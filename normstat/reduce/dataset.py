@@ -14,6 +14,7 @@ import numpy as np
 
 from normstat.modes import Mode
 
+from .covariance import CrossMoments, report
 from .exact import BITS, ExactFloatMoments, ExactSum
 from .histograms import PERCENTILES, percentiles_from_histogram
 from .moments import FloatMoments, IntMoments
@@ -27,9 +28,10 @@ STATE_BITS = BITS  # the scale of the exact sums a manifest's ``state.exact`` ho
 @dataclass
 class DatasetMoments:
     """Partial statistics of ``images`` images in ``mode``; ``hist`` (channels × bins) for
-    integer modes. With masks, each channel's moments count its valid pixels only, out of
-    ``pixels`` per channel, and ``images_valid`` counts the images with a valid pixel in it
-    (those its mean of per-image stds is over)."""
+    integer modes; ``cross`` the channel cross products, when the covariance is asked for.
+    With masks, each channel's moments count its valid pixels only, out of ``pixels`` per
+    channel, and ``images_valid`` counts the images with a valid pixel in it (those its mean of
+    per-image stds is over)."""
 
     mode: Mode
     moments: list[Any] = field(default_factory=list)  # IntMoments | ExactFloatMoments
@@ -38,6 +40,7 @@ class DatasetMoments:
     images: int = 0
     pixels: int = 0
     images_valid: list[int] = field(default_factory=list)
+    cross: CrossMoments | None = None
 
     def __post_init__(self) -> None:
         n, mode = len(self.mode.channels), self.mode
@@ -50,10 +53,20 @@ class DatasetMoments:
         if self.hist is None and mode.integer:
             self.hist = np.zeros((n, mode.bins), dtype=np.int64)
 
-    def add(self, moments: tuple[Moments, ...], pixels: int | None = None) -> None:
-        """Fold in one image's per-channel partials (its histogram comes with its chunk's);
-        ``pixels``: its size, when masks leave fewer valid pixels. A channel without a valid
-        pixel adds nothing, not even to the mean of per-image stds."""
+    def add(
+        self,
+        moments: tuple[Moments, ...],
+        pixels: int | None = None,
+        products: tuple[int | float, ...] | None = None,
+    ) -> None:
+        """Fold in one image's per-channel partials (its histogram comes with its chunk's) and,
+        with the covariance, its cross products; ``pixels``: its size, when masks leave fewer
+        valid pixels. A channel without a valid pixel adds nothing, not even to the mean of
+        per-image stds."""
+        if self.cross is not None:
+            if products is None:
+                raise ValueError("image without the cross products the covariance needs")
+            self.cross.add(moments, products)
         for c, m in enumerate(moments):
             if m.count == 0:
                 continue
@@ -90,6 +103,7 @@ class DatasetMoments:
             self.images + other.images,
             self.pixels + other.pixels,
             [a + b for a, b in zip(self.images_valid, other.images_valid, strict=True)],
+            _merged_cross(self.cross, other.cross),
         )
 
     def to_state(self, counts: bool = False) -> dict[str, Any]:
@@ -122,6 +136,8 @@ class DatasetMoments:
             exact["sum_sq"] = [hex(m.total_sq) for m in self.moments]
         exact["std_per_image_sum"] = [hex(s.scaled_total) for s in self.std_sums]
         state["exact"] = exact
+        if self.cross is not None:
+            state["covariance"] = self.cross.to_state()
         return state
 
     @classmethod
@@ -175,7 +191,10 @@ class DatasetMoments:
                 sums.append(ExactSum())
                 sums[-1].add(float(v))
         hist = None if hist is None else np.asarray(hist, dtype=np.int64).copy()
-        return cls(mode, moments, sums, hist, images, pixels, images_valid)
+        cross = None
+        if "covariance" in state:
+            cross = CrossMoments.from_state(state["covariance"], n, mode.integer)
+        return cls(mode, moments, sums, hist, images, pixels, images_valid, cross)
 
     def summary(self, percentiles: tuple[float, ...] = PERCENTILES) -> dict[str, Any]:
         """mean, std (pooled and per-image mean), min and max in [0, 1] units, and ``raw``: the
@@ -202,7 +221,7 @@ class DatasetMoments:
             lo = [m.lo for m in self.moments]
             hi = [m.hi for m in self.moments]
         raw["min"], raw["max"] = lo, hi
-        return {
+        out = {
             "mean": mean,
             "std": std,
             "std_per_image_mean": [s / scale for s in per_image],
@@ -210,3 +229,25 @@ class DatasetMoments:
             "max": [v / scale for v in hi],
             "raw": raw,
         }
+        if self.cross is not None:
+            out.update(self._covariance_report(raw))
+        return out
+
+    def _covariance_report(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """``raw.covariance`` (added to ``raw``), and ``correlation`` and ``pca`` to report."""
+        assert self.cross is not None
+        count = self.moments[0].count
+        totals = [m.total for m in self.moments]
+        squares = [m.total_sq for m in self.moments]
+        cov = self.cross.covariance(count, totals, squares)
+        found = report(cov, self.mode.max_value)
+        raw["covariance"] = found.pop("covariance")
+        return found
+
+
+def _merged_cross(a: CrossMoments | None, b: CrossMoments | None) -> CrossMoments | None:
+    if a is None and b is None:
+        return None
+    if a is None or b is None:
+        raise ValueError("cannot merge statistics with and without the covariance")
+    return a.merge(b)

@@ -14,6 +14,7 @@ from normstat.manifest import Stats, document
 from normstat.modes import Mode
 from normstat.readers import Skipped
 from normstat.reduce import DatasetMoments
+from normstat.reduce.covariance import CrossMoments
 from normstat.verbs.common import Skips
 
 from .records import ImageRecord
@@ -25,9 +26,16 @@ class Accumulator:
     """The statistics (``moments``), the per-native-mode counts, the skips and the contributor
     rows of one pass in ``mode``."""
 
-    def __init__(self, mode: Mode, strict: bool, manifest_root: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        mode: Mode,
+        strict: bool,
+        manifest_root: Callable[[str], str],
+        covariance: bool = False,
+    ) -> None:
         self.mode = mode
-        self.moments = DatasetMoments(mode)
+        cross = CrossMoments(len(mode.channels), mode.integer) if covariance else None
+        self.moments = DatasetMoments(mode, cross=cross)
         self.natives: Counter[str] = Counter()
         self.skips = Skips(strict)
         self.rows = FingerprintRows(manifest_root)
@@ -37,7 +45,7 @@ class Accumulator:
         return self.moments.images
 
     def add(self, root: str, rel: str, rec: ImageRecord) -> None:
-        self.moments.add(rec.moments, rec.height * rec.width)
+        self.moments.add(rec.moments, rec.height * rec.width, rec.products)
         self.natives[rec.native] += 1
         self.rows.add(root, rel, rec.pixel_hash, rec.dhash, rec.phash, rec.height, rec.width)
 

@@ -14,6 +14,7 @@ from normstat.options import MaskOptions, ReadOptions
 from normstat.readers import BatchReader, Decoded, Probe, Skipped, unreadable
 from normstat.reduce import FloatMoments, IntMoments, histograms, int_partial
 from normstat.reduce.batch import MAX_EXACT_PIXELS, BatchMoments, reduce_batch
+from normstat.reduce.covariance import cross_products
 from normstat.reduce.masks import NAN_LEFT, alpha_mode, masked_batch, split_alpha
 from normstat.sources import Item, Source
 from normstat.verbs.common import ImageRef, open_item, probe_item
@@ -47,6 +48,7 @@ class ArrayTask:
     mode_name: str
     reduce: bool
     mask: MaskOptions | None = None  # masks are reduced here, on the CPU (reduce is True)
+    covariance: bool = False
 
     def ref(self, index: int) -> ImageRef:
         return ImageRef(self.item, index, self.probe.stacked)
@@ -84,13 +86,16 @@ def array_tasks(
     mode_name: str,
     reduce: bool,
     mask: MaskOptions | None = None,
+    covariance: bool = False,
 ) -> list[ArrayTask]:
     """The stack cut into batches of about CPU_BATCH_BYTES (DEVICE_BATCH_BYTES for the device)."""
     image_bytes = max(1, probe.nbytes // probe.count)  # type: ignore[attr-defined]
     budget = CPU_BATCH_BYTES if reduce else DEVICE_BATCH_BYTES
     step = max(1, budget // image_bytes)
     return [
-        ArrayTask(source, item, probe, i, min(i + step, probe.count), mode_name, reduce, mask)
+        ArrayTask(
+            source, item, probe, i, min(i + step, probe.count), mode_name, reduce, mask, covariance
+        )
         for i in range(0, probe.count, step)
     ]
 
@@ -126,6 +131,10 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
             reduced = reduce_on_cpu(valid, mode)
             attach(outcomes, keep, reduced)
             hist = reduced.hist
+            if task.covariance:
+                for i in keep:
+                    products = cross_products(pixels[i], mode.integer)
+                    outcomes[i] = replace(outcomes[i], products=products)  # type: ignore[type-var]
     return ChunkResult(outcomes, [None] * len(outcomes), hist)
 
 

@@ -11,12 +11,13 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from normstat.errors import DeviceError
+from normstat.errors import DeviceError, InputError
 from normstat.fingerprints import gray_image, hashes_of, thumbnail
 from normstat.modes import Mode, get_mode
 from normstat.options import MaskOptions, ReadOptions
 from normstat.readers import Decoded, Probe, Skipped, unreadable
 from normstat.reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
+from normstat.reduce.covariance import cross_products
 from normstat.reduce.masks import alpha_mode, masked_partials, split_alpha
 from normstat.sources import Item, Shard, Source
 from normstat.verbs.common import reader_of
@@ -37,6 +38,7 @@ class FileTask:
     mode_name: str
     read: ReadOptions
     mask: MaskOptions | None = None  # None: no mask asked for (a file's nodata tag still is)
+    covariance: bool = False
 
     def read_mode(self, mode: Mode) -> Mode:
         """The mode images are decoded in: with their alpha channel for an alpha mask."""
@@ -118,6 +120,9 @@ def reduce_chunk(task: FileTask) -> ChunkResult:
             result.deferred.append(i)
         outcome = _outcome(item, head, dec)
         if isinstance(outcome, Decoded) and (task.mask is not None or outcome.nodata is not None):
+            if task.covariance:  # its diagonal would be over all pixels, the variances not
+                why = "has a nodata tag: --covariance cannot be combined with masks"
+                raise InputError(item.path, why)
             got = masked(outcome, mode, task.mask, item.path)
             if isinstance(got, Skipped):
                 outcome = got
@@ -130,7 +135,8 @@ def reduce_chunk(task: FileTask) -> ChunkResult:
             continue
         if total is not None and hists is not None:
             total += hists
-        result.outcomes.append(image_record(outcome, mode, moments, hashes=(0, 0)))
+        products = cross_products(outcome.pixels, mode.integer) if task.covariance else None
+        result.outcomes.append(image_record(outcome, mode, moments, (0, 0), products))
         where.append(i)
         thumbs.append(thumbnail(gray_image(outcome.pixels, mode.max_value, outcome.image)))
     if thumbs:
@@ -140,7 +146,14 @@ def reduce_chunk(task: FileTask) -> ChunkResult:
             assert isinstance(r, ImageRecord)
             # The constructor, not dataclasses.replace: this runs per image (5 µs less each).
             rec = ImageRecord(
-                r.native, r.moments, r.pixel_hash, dhashes[k], r.height, r.width, phashes[k]
+                r.native,
+                r.moments,
+                r.pixel_hash,
+                dhashes[k],
+                r.height,
+                r.width,
+                phashes[k],
+                r.products,
             )
             result.outcomes[i] = rec
     return result

@@ -74,6 +74,8 @@ class Partials:
                 ident["masks"] = [_mask_ident(opts.mask), None]
             items = None if chunk.items is None else [[i.root, i.rel] for i in chunk.items]
             ident["shard"] = [chunk.root, chunk.rel, chunk.version, items]
+            if opts is not None and opts.covariance:
+                ident["covariance"] = True
         else:
             assert isinstance(chunk, ArrayTask)
             version = chunk.source.version(chunk.item)
@@ -82,6 +84,8 @@ class Partials:
             ident["range"] = [chunk.start, chunk.stop, chunk.reduce]
             if chunk.mask is not None:
                 ident["masks"] = [_mask_ident(chunk.mask), None]
+            if chunk.covariance:
+                ident["covariance"] = True
         text = json.dumps(ident, sort_keys=True, ensure_ascii=True)
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 
@@ -158,7 +162,10 @@ def _encode_outcome(o: ImageRecord | Skipped | None) -> Any:
         else [m.count, m.shift, m.mean_offset, m.m2, m.lo, m.hi]
         for m in o.moments
     ]
-    return [o.native, moments, o.pixel_hash.hex(), o.dhash, o.height, o.width, o.phash]
+    row = [o.native, moments, o.pixel_hash.hex(), o.dhash, o.height, o.width, o.phash]
+    if o.products is not None:  # ints exactly; floats as JSON keeps them (shortest repr)
+        row.append(list(o.products))
+    return row
 
 
 def _decode_moment(m: list[Any]) -> IntMoments | FloatMoments:
@@ -175,7 +182,10 @@ def _decode_outcome(o: Any) -> ImageRecord | Skipped | None:
     if isinstance(o, dict):
         path, reason = o["skip"]
         return Skipped(str(path), str(reason))
-    native, moments, pixel_hash, dhash, height, width, phash = o
+    native, moments, pixel_hash, dhash, height, width, phash, *rest = o
+    if len(rest) > 1:
+        raise ValueError("bad record")
+    products = None if not rest else tuple(_number(v) for v in rest[0])
     digest = bytes.fromhex(pixel_hash)
     if len(digest) != 16:
         raise ValueError("bad pixel hash")
@@ -187,7 +197,14 @@ def _decode_outcome(o: Any) -> ImageRecord | Skipped | None:
         int(height),
         int(width),
         int(phash),
+        products,
     )
+
+
+def _number(v: Any) -> int | float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError("bad cross product")
+    return v
 
 
 def _encode(key: str, r: ChunkResult) -> dict[str, Any]:

@@ -26,6 +26,7 @@ class ImageRecord:
     height: int
     width: int
     phash: int
+    products: tuple[int | float, ...] | None = None  # channel cross products (--covariance)
 
 
 def image_record(
@@ -33,6 +34,7 @@ def image_record(
     mode: Mode,
     moments: tuple[IntMoments | FloatMoments, ...] = (),
     hashes: tuple[int, int] | None = None,
+    products: tuple[int | float, ...] | None = None,
 ) -> ImageRecord:
     """The record of a decoded image; ``hashes`` (dHash, pHash) when already computed (a
     chunk's are computed together), else from the image's own thumbnail."""
@@ -46,6 +48,7 @@ def image_record(
         int(px.shape[0]),
         int(px.shape[1]),
         phash,
+        products,
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from normstat.engine import Engine, make_engine
-from normstat.errors import InputError
+from normstat.errors import DeviceError, InputError
 from normstat.manifest import Stats
 from normstat.modes import MODES, Mode, get_mode
 from normstat.options import ComputeOptions, MaskOptions, ReadOptions
@@ -100,8 +100,12 @@ def compute(
 ) -> Stats:
     """Statistics of every image of ``source`` (see the module docstring); on the Dask cluster
     at ``scheduler`` when given, keeping each finished shard in ``partials`` when given."""
+    if opts.covariance and opts.device == "gpu":
+        raise DeviceError(
+            "--device gpu", "the covariance is reduced on the CPU only (--covariance)"
+        )
     masks = opts.mask.requested  # reduced on the CPU (ComputeOptions refuses --device gpu)
-    device = "cpu" if masks else opts.device
+    device = "cpu" if masks or opts.covariance else opts.device
     files_xp = plan(device, 0).files  # --device gpu fails before anything is read
     read = opts.read
     shards = source.shards()
@@ -128,7 +132,7 @@ def compute(
         if arrays:
             xp = plan(device, sum(p.nbytes for _, p in arrays)).arrays  # type: ignore[attr-defined]
             mask = opts.mask if opts.mask.requested else None
-            _add_arrays(engine, source, arrays, acc, xp, progress, partials, mask)
+            _add_arrays(engine, source, arrays, acc, xp, progress, partials, mask, opts.covariance)
     if not counts:
         if not acc.skips.items:
             raise InputError(source.name, "no images found")
@@ -166,14 +170,14 @@ def _reduce_pass(
 ) -> tuple[Accumulator, Counter[str], list[Item]]:
     """Every shard reduced in ``target``, merged in shard order; plus the canonical mode counts
     and the items left to the batch route. ``xp`` not NumPy: reduced on the GPU here."""
-    acc = Accumulator(target, opts.strict, source.manifest_root)
+    acc = Accumulator(target, opts.strict, source.manifest_root, opts.covariance)
     counts: Counter[str] = Counter()
     deferred: list[Item] = []
 
     mask = opts.mask if opts.mask.requested else None
 
     def task(shard: Shard) -> FileTask:
-        return FileTask(source, shard, target.name, opts.read, mask)
+        return FileTask(source, shard, target.name, opts.read, mask, opts.covariance)
 
     def reduced(todo: list[Shard]) -> Iterator[tuple[Shard, ChunkResult]]:
         if xp is np:
@@ -242,13 +246,14 @@ def _add_arrays(
     progress: Progress | None,
     partials: Partials | None = None,
     mask: MaskOptions | None = None,
+    covariance: bool = False,
 ) -> None:
     """Reduce stacks in batches (after the single-image files, in item order): in the workers
     with NumPy, or fingerprinted there and reduced here on the device."""
     tasks = [
         task
         for item, p in arrays
-        for task in array_tasks(source, item, p, acc.mode.name, xp is np, mask)
+        for task in array_tasks(source, item, p, acc.mode.name, xp is np, mask, covariance)
     ]
 
     def reduced(todo: list[ArrayTask]) -> Iterator[tuple[ArrayTask, ChunkResult]]:
