@@ -196,8 +196,8 @@ def _xlim(data: PlotData) -> tuple[float, float]:
 def draw(data: PlotData, figure: Any) -> Any:
     """The figure: one panel per channel on a shared raw-value axis, the [0, 1] scale on top."""
     n = len(data.panels)
-    panel = BARLESS_IN if data.panels[0].counts is None else PANEL_IN
-    fig = figure(figsize=(WIDTH_IN, HEAD_IN + panel * n), dpi=DPI, layout="constrained")
+    height = BARLESS_IN if data.panels[0].counts is None else PANEL_IN
+    fig = figure(figsize=(WIDTH_IN, HEAD_IN + height * n), dpi=DPI, layout="constrained")
     axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
     for ax, panel in zip(axes, data.panels, strict=True):
         _panel(ax, panel, data)
