@@ -9,6 +9,7 @@ import importlib.util
 import json
 import math
 import os
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -343,3 +344,21 @@ def test_missing_matplotlib_names_the_extra(
     assert result.stdout == ""
     assert not out.exists()
     assert invoke("show", rgb.stats).exit_code == 0  # show without --plot needs no matplotlib
+
+
+@needs_matplotlib
+def test_no_display_and_an_interactive_backend_set(rgb: SimpleNamespace, tmp_path: Path) -> None:
+    """The Agg canvas only: no window opens and $DISPLAY is never needed, whatever
+    MPLBACKEND says."""
+    out = tmp_path / "hist.png"
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["MPLBACKEND"] = "TkAgg"
+    code = (
+        "import sys; from normstat.cli import main; "
+        f"sys.argv = ['normstat', 'show', {str(rgb.stats)!r}, '-q', '--plot', {str(out)!r}]; "
+        "main()"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    with Image.open(out) as im:
+        assert im.format == "PNG"

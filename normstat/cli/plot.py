@@ -92,6 +92,12 @@ def figure_class(path: str) -> Any:
     return figure
 
 
+def _engineering() -> Any:
+    from matplotlib.ticker import EngFormatter
+
+    return EngFormatter(sep="")
+
+
 def _colour(channel: str) -> str:
     return COLOURS.get(channel, GREY)
 
@@ -111,6 +117,7 @@ def _panel(ax: Any, p: Panel, data: PlotData) -> None:
             ax.set_ylim(bottom=0.7)
         else:
             ax.set_ylim(bottom=0)
+            ax.yaxis.set_major_formatter(_engineering())  # 400k, not 400000
         per = "" if p.width == 1 else f" per {p.width} values"
         ax.set_ylabel(f"pixels{per}" + (" (log)" if data.log else ""), fontsize=8)
     else:
