@@ -25,7 +25,7 @@ from normstat.modes import Mode, get_mode
 from normstat.reduce import DatasetMoments
 
 from .reading import read_document
-from .sidecar import SIDECAR_FORMAT, NpzError, read_sidecar, write_sidecar
+from .sidecar import SIDECAR_FORMAT, NpzError, read_histogram, read_sidecar, write_sidecar
 from .statistics import check_histogram
 from .validate import plain_name, validate
 from .values import Reader
@@ -158,28 +158,36 @@ class Stats:
 
     @classmethod
     def load(
-        cls, path: str, *, with_fingerprints: bool = True, verify_sidecar: bool = True
+        cls,
+        path: str,
+        *,
+        with_fingerprints: bool = True,
+        verify_sidecar: bool = True,
+        with_histogram: bool = False,
     ) -> Stats:
         """Read and validate a manifest; any defect is a ManifestError naming the reason.
 
         The sidecar is hashed (streamed, never inflated) unless ``verify_sidecar`` is False, and
         parsed only ``with_fingerprints``: mean and std need no sidecar, so a hostile one cannot
-        drive ``show`` or ``apply`` to gigabytes."""
+        drive ``show`` or ``apply`` to gigabytes. ``with_histogram`` alone reads just the
+        histogram (for a plot), not the fingerprint table."""
         data = read_document(path)
         validate(data, path)
         stats = cls(data, path=path)
-        if with_fingerprints or verify_sidecar:
-            stats.fingerprints, stats.histogram = _sidecar(path, data, with_fingerprints)
+        if with_fingerprints or verify_sidecar or with_histogram:
+            parse = "all" if with_fingerprints else "histogram" if with_histogram else ""
+            stats.fingerprints, stats.histogram = _sidecar(path, data, parse)
             if stats.histogram is not None:
                 check_histogram(Reader(path), stats.histogram, data)
         return stats
 
 
 def _sidecar(
-    path: str, data: dict[str, Any], parse: bool
+    path: str, data: dict[str, Any], parse: str
 ) -> tuple[Fingerprints | None, np.ndarray | None]:
     """Open the sidecar once (no FIFO, no device), bound its size by the image count, match its
-    sha256, then (``parse``) read its arrays from the same descriptor: nothing can swap it."""
+    sha256, then read its arrays (``parse``: "all", "histogram" or "" for none) from the same
+    descriptor: nothing can swap it."""
     name = data["sidecar"]["path"]
     side_path = os.path.join(os.path.dirname(os.path.abspath(path)), name)
     try:
@@ -205,6 +213,8 @@ def _sidecar(
                 return None, None
             fh.seek(0)
             mode = get_mode(data["mode"])
+            if parse == "histogram":
+                return None, read_histogram(fh, size, mode)
             return read_sidecar(fh, size, list(data["sources"]), data["images"], mode)
         except OSError as exc:
             raise ManifestError(path, f"fingerprint sidecar {name} cannot be read: {exc}") from None
