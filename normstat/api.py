@@ -112,6 +112,7 @@ def apply(
     storage_options: Mapping[str, Any] | None = None,
     column: str | None = None,
     progress: Progress | None = None,
+    stack: bool = False,
 ) -> ApplyResult:
     """Write every image of ``srcs`` as a normalized array ``OUT_DIR/<rel path>.npy`` (images
     of a stack: ``OUT_DIR/stack.npy[i].npy``).
@@ -119,8 +120,12 @@ def apply(
     ``stats`` is a manifest path, a loaded ``Stats`` or ``"imagenet"``. Existing outputs are kept
     (resume) unless ``overwrite``; output is refused inside a source folder, and over output
     made from other statistics or options.
+
+    ``stack``: instead, one ``OUT_DIR/stack.npy`` (N×C×H×W, or N×H×W×C for ``layout="hwc"``)
+    and ``OUT_DIR/stack.txt`` naming each row's image; every image must have one size
+    (InputError naming the first that differs, before anything is written).
     """
-    opts = ApplyOptions(scale, std, dtype, layout, overwrite, strict, max_pixels)
+    opts = ApplyOptions(scale, std, dtype, layout, overwrite, strict, max_pixels, stack)
     given = stats if isinstance(stats, Stats) else os.fspath(stats)
     source = resolve(srcs, storage_options, column)
     return apply_verb.apply(source, given, os.fspath(out_dir), opts, workers, progress)

@@ -102,6 +102,7 @@ class ApplyOptions:
     overwrite: bool = False
     strict: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    stack: bool = False  # one OUT/stack.npy (N rows) and OUT/stack.txt instead of a file each
 
     def __post_init__(self) -> None:
         choose("scale", self.scale, SCALES)
