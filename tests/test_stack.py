@@ -231,3 +231,23 @@ def test_other_options_are_refused_without_overwrite(split, tmp_path) -> None:
     assert np.load(out / "stack.npy").dtype == np.float16
     normstat.apply(src, stats, out, workers=1, overwrite=True)  # per-file: the stack goes
     assert not (out / "stack.npy").exists() and not (out / "stack.txt").exists()
+
+
+def test_a_skipped_image_fixed_later_is_inserted_in_its_place(split, tmp_path) -> None:
+    src, truth, stats = split
+    fixed = (src / "03.png").read_bytes()
+    (src / "03b.png").write_bytes(fixed[: len(fixed) // 2])
+    out = tmp_path / "out"
+    first = normstat.apply(src, stats, out, workers=1, stack=True)
+    assert (first.written, len(first.skipped)) == (14, 1)
+    (src / "03b.png").write_bytes(fixed)
+    os.utime(src / "03b.png", (2, 2))
+    second = normstat.apply(src, stats, out, workers=1, stack=True)
+    assert (second.written, second.kept, second.skipped) == (1, 14, [])
+    names = _names(out)
+    assert names == sorted([*truth, "03b.png"])
+    arr = np.load(out / "stack.npy")
+    assert arr[names.index("03b.png")].tobytes() == arr[names.index("03.png")].tobytes()
+    fresh = normstat.apply(src, stats, tmp_path / "fresh", workers=1, stack=True)
+    assert fresh.written == 15
+    assert (tmp_path / "fresh" / "stack.npy").read_bytes() == (out / "stack.npy").read_bytes()

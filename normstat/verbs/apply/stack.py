@@ -15,14 +15,14 @@ import hashlib
 import json
 import os
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from normstat.errors import InputError, OutputError
-from normstat.fileops import TempFile, atomic_write_bytes, creation_mode
+from normstat.fileops import TempFile, atomic_write_bytes
 from normstat.modes import get_mode
 from normstat.options import ReadOptions
 from normstat.readers import Probe, Skipped
@@ -125,10 +125,12 @@ class RowJournal:
         rows: dict[int, Row] = {}
         try:
             with open(self.path, encoding="utf-8") as fh:
-                head = fh.readline()
-                with contextlib.suppress(ValueError):
-                    if json.loads(head).get("plan") != self.plan:
-                        return {}
+                try:
+                    head = json.loads(fh.readline())
+                except ValueError:
+                    return {}
+                if not isinstance(head, dict) or head.get("plan") != self.plan:
+                    return {}
                 for line in fh:
                     with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
                         e = json.loads(line)  # a line cut short by a crash is ignored
@@ -236,13 +238,21 @@ def open_stack(path: str, shape: tuple[int, ...], dtype: str) -> Any:
     return arr if arr.shape == shape and arr.dtype == np.dtype(dtype) else None
 
 
-def new_partial(out: str, shape: tuple[int, ...], dtype: str) -> str:
+def new_partial(
+    out: str, shape: tuple[int, ...], dtype: str, fill: Callable[[Any], None] | None = None
+) -> str:
+    """An empty partial (``fill`` writes rows into it first): made under a temp name, so a
+    partial under its own name is always one the journal describes."""
     path = os.path.join(out, PARTIAL)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
     try:
-        np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
-        os.chmod(path, creation_mode())
+        with TempFile(out) as tmp:
+            tmp.close()
+            mm = np.lib.format.open_memmap(tmp.path, mode="w+", dtype=dtype, shape=shape)
+            if fill is not None:
+                fill(mm)
+            mm.flush()
+            del mm
+            tmp.commit(path, fsync=False)
     except OSError as exc:
         raise OutputError(path, f"cannot create the stack: {exc.strerror}") from None
     return path
@@ -260,16 +270,15 @@ def expand_final(out: str, shape: tuple[int, ...], dtype: str, holes: set[int]) 
     final = open_stack(os.path.join(out, STACK), (shape[0] - len(holes), *shape[1:]), dtype)
     if final is None:
         return None
-    path = new_partial(out, shape, dtype)
-    mm = np.lib.format.open_memmap(path, mode="r+")
     slots = [k for k in range(shape[0]) if k not in holes]
     step = _rows_per_block(shape, dtype)
-    for i in range(0, len(slots), step):
-        part = slots[i : i + step]
-        mm[part] = final[i : i + len(part)]
-    mm.flush()
-    del mm, final
-    return path
+
+    def fill(mm: Any) -> None:
+        for i in range(0, len(slots), step):
+            part = slots[i : i + step]
+            mm[part] = final[i : i + len(part)]
+
+    return new_partial(out, shape, dtype, fill)
 
 
 def finish(out: str, partial: str, refs: list[ImageRef], holes: set[int]) -> int:
@@ -281,7 +290,7 @@ def finish(out: str, partial: str, refs: list[ImageRef], holes: set[int]) -> int
         if holes:
             src = np.load(partial, mmap_mode="r", allow_pickle=False)
             keep = [k for k in range(src.shape[0]) if k not in holes]
-            with TempFile(out, "stack") as tmp:
+            with TempFile(out) as tmp:
                 tmp.close()
                 dst = np.lib.format.open_memmap(
                     tmp.path, mode="w+", dtype=src.dtype, shape=(len(keep), *src.shape[1:])
