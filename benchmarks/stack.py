@@ -40,6 +40,28 @@ def load_stack(out: Path) -> float:
     return float(np.asarray(arr).sum(dtype=np.float64))  # every row read from the map
 
 
+def bench(tmp: Path, src: Path, stats: normstat.Stats, workers: int, n: int, repeat: int) -> None:
+    outs = {"files": tmp / "files", "stack": tmp / "stack"}
+
+    def run(kind: str) -> None:
+        shutil.rmtree(outs[kind], ignore_errors=True)
+        normstat.apply(src, stats, outs[kind], workers=workers, stack=kind == "stack")
+
+    t_files = best(lambda: run("files"), repeat)
+    t_stack = best(lambda: run("stack"), repeat)
+    names = (outs["stack"] / "stack.txt").read_text().splitlines()
+    l_files = best(lambda: load_files(outs["files"], names), repeat)
+    l_stack = best(lambda: load_stack(outs["stack"]), repeat)
+    print(
+        f"workers={workers}: write per-file {t_files:.2f}s ({n / t_files:,.0f} img/s),"
+        f" --stack {t_stack:.2f}s ({n / t_stack:,.0f} img/s): {t_files / t_stack:.1f}×"
+    )
+    print(
+        f"           load per-file {l_files:.3f}s, stack memmap {l_stack:.3f}s:"
+        f" {l_files / l_stack:.1f}×"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=10_000)
@@ -52,26 +74,7 @@ def main() -> None:
         make_digits(src, args.images)
         stats = normstat.compute(src, workers=max(args.workers))
         for workers in args.workers:
-            outs = {"files": Path(tmp) / "files", "stack": Path(tmp) / "stack"}
-
-            def run(kind: str, w: int = workers) -> None:
-                shutil.rmtree(outs[kind], ignore_errors=True)
-                normstat.apply(src, stats, outs[kind], workers=w, stack=kind == "stack")
-
-            t_files = best(lambda: run("files"), args.repeat)
-            t_stack = best(lambda: run("stack"), args.repeat)
-            names = (outs["stack"] / "stack.txt").read_text().splitlines()
-            l_files = best(lambda: load_files(outs["files"], names), args.repeat)
-            l_stack = best(lambda: load_stack(outs["stack"]), args.repeat)
-            n = args.images
-            print(
-                f"workers={workers}: write per-file {t_files:.2f}s ({n / t_files:,.0f} img/s),"
-                f" --stack {t_stack:.2f}s ({n / t_stack:,.0f} img/s): {t_files / t_stack:.1f}×"
-            )
-            print(
-                f"           load per-file {l_files:.3f}s, stack memmap {l_stack:.3f}s:"
-                f" {l_files / l_stack:.1f}×"
-            )
+            bench(Path(tmp), src, stats, workers, args.images, args.repeat)
 
 
 if __name__ == "__main__":
