@@ -136,6 +136,7 @@ def apply(
     column: str | None = None,
     progress: Progress | None = None,
     invalid: str = "zero",
+    stack: bool = False,
 ) -> ApplyResult:
     """Write every image of ``srcs`` as a normalized array ``OUT_DIR/<rel path>.npy`` (images
     of a stack: ``OUT_DIR/stack.npy[i].npy``).
@@ -145,8 +146,22 @@ def apply(
     made from other statistics or options. Statistics computed with masks mask the same way
     (their nodata and alpha rule; else a file's own nodata tag): invalid pixels are written
     as 0 after normalisation, or NaN with ``invalid="nan"``.
+
+    ``stack``: instead, one ``OUT_DIR/stack.npy`` (N×C×H×W, or N×H×W×C for ``layout="hwc"``)
+    and ``OUT_DIR/stack.txt`` naming each row's image; every image must have one size
+    (InputError naming the first that differs, before anything is written).
     """
-    opts = ApplyOptions(scale, std, dtype, layout, overwrite, strict, max_pixels, invalid)
+    opts = ApplyOptions(
+        scale=scale,
+        std=std,
+        dtype=dtype,
+        layout=layout,
+        overwrite=overwrite,
+        strict=strict,
+        max_pixels=max_pixels,
+        invalid=invalid,
+        stack=stack,
+    )
     given = stats if isinstance(stats, Stats) else os.fspath(stats)
     source = resolve(srcs, storage_options, column)
     return apply_verb.apply(source, given, os.fspath(out_dir), opts, workers, progress)

@@ -198,6 +198,7 @@ class ApplyOptions:
     strict: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     invalid: str = "zero"
+    stack: bool = False  # one OUT/stack.npy (N rows) and OUT/stack.txt instead of a file each
 
     def __post_init__(self) -> None:
         choose("invalid", self.invalid, INVALIDS)

@@ -48,12 +48,17 @@ def apply(
     max_pixels: int = typer.Option(api.DEFAULT_MAX_PIXELS, min=1, help="Skip larger images."),
     storage_options: str | None = StorageOptions,
     column: str | None = Column,
+    stack: bool = typer.Option(
+        False, "--stack", help="One OUT/stack.npy (N rows) and OUT/stack.txt (row names)."
+    ),
     quiet: bool = Quiet,
     debug: bool = Debug,
 ) -> None:
     """Write every image of a split as a normalized float array, using train statistics.
 
     Example: normstat apply data/val --stats stats.json -o data/val-npy
+
+    Example: normstat apply data/train --stats stats.json -o data/train-npy --stack
     """
     rep = Reporter(quiet)
     with rep.progress() as progress:
@@ -73,9 +78,19 @@ def apply(
             storage_options=storage_options,  # type: ignore[arg-type]  # parsed by the callback
             column=column,
             progress=progress,
+            stack=stack,
         )
     for s in result.skipped:
         rep.warn(f"skipped {s.path}: {s.reason}")
+    if result.stack is not None:
+        rows = result.written + result.kept
+        rep.say(
+            f"Stack {result.stack} is complete ({rows} rows); nothing to do"
+            if not result.written
+            else f"Wrote {result.written} rows of {rows} to {result.stack}"
+            f" ({result.kept} kept from an earlier run, {len(result.skipped)} skipped)"
+        )
+        return
     rep.say(
         f"Wrote {result.written} arrays to {result.out_dir}"
         f" ({result.kept} already there, {len(result.skipped)} skipped)"

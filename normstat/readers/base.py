@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
@@ -49,10 +49,13 @@ class Skipped:
 @dataclass(frozen=True)
 class Probe:
     """What the header says: the mode on disk (``native``), the dataset mode the image maps to
-    without loss (``canonical``); ``count`` images (a stack's subclass sets more than one)."""
+    without loss (``canonical``); ``count`` images (a stack's subclass sets more than one).
+    ``size``: (height, width) as read (EXIF orientation applied) when the header tells, so a
+    verb needing one shape (``apply --stack``) refuses a mixed split before decoding it."""
 
     native: str
     canonical: str
+    size: tuple[int, int] | None = field(default=None, kw_only=True, compare=False)
 
     count = 1  # class attributes, not fields: a stack's probe declares them as fields
     stacked = False

@@ -117,9 +117,10 @@ def _decode(sj: Any, data: bytes, target: str, colorspace: str) -> tuple[np.ndar
 
 def read(
     data: bytes, target: str | None, max_pixels: int | None
-) -> tuple[str, np.ndarray | None, Image.Image | None, int] | None:
-    """(native mode, pixels or None when ``target`` is None, Pillow image, EXIF orientation)
-    of a file starting with ``MAGIC``, or None when the fast path is not sure of this file."""
+) -> tuple[str, np.ndarray | None, Image.Image | None, int, tuple[int, int]] | None:
+    """(native mode, pixels or None when ``target`` is None, Pillow image, EXIF orientation,
+    (height, width) as stored) of a file starting with ``MAGIC``, or None when the fast path is
+    not sure of this file."""
     if target not in (None, "RGB", "L") or not available():
         return None
     sj = _simplejpeg()
@@ -134,9 +135,9 @@ def read(
     if orientation is None:
         return None
     if target is None:
-        return native, None, None, orientation
+        return native, None, None, orientation, (height, width)
     try:
         arr, image = _decode(sj, data, target, colorspace)
     except Exception:  # corrupt or truncated: Pillow's reading gives the reason
         return None
-    return native, arr, image, orientation
+    return native, arr, image, orientation, (height, width)

@@ -192,7 +192,9 @@ def _probe(arr: _Array, name: str, opts: ReadOptions) -> ArrayProbe | Skipped:
         alpha = opts.keep_alpha and kind == "uint8" and channels in (2, 4)
         canonical = _INT_MODES[kind][channels if alpha else (1 if channels <= 2 else 3)]
     dtype = "float16" if arr.dtype.itemsize == 2 and arr.dtype.kind == "f" else kind
-    return ArrayProbe(native, canonical, count, height, width, channels, dtype, stacked)
+    return ArrayProbe(
+        native, canonical, count, height, width, channels, dtype, stacked, size=(height, width)
+    )
 
 
 def read_batch(arr: Any, probe: ArrayProbe, start: int, stop: int) -> np.ndarray:

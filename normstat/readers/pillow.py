@@ -13,6 +13,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import lru_cache
 from typing import IO, BinaryIO
 
@@ -127,6 +128,19 @@ def _probe_open(im: Image.Image, path: str, keep_alpha: bool) -> tuple[Probe | S
     return Probe(im.mode, canonical_mode(im.mode, _has_alpha(im), keep_alpha)), rawmode
 
 
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(0x0112, 1))
+    except Exception:  # broken EXIF blocks do not make the pixels wrong
+        return 1
+
+
+def _as_read(stored: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """(height, width) of the pixels once EXIF orientation 5-8 (a transpose) is applied."""
+    height, width = stored
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+
+
 def _load(
     fh: IO[bytes], path: str, target: Mode | None, opts: ReadOptions
 ) -> tuple[Probe | Skipped | None, Decoded | Skipped | None]:
@@ -147,17 +161,20 @@ def _load(
         pass
     fh.seek(0)
     if fast is not None:
-        native, arr, image, orientation = fast
+        native, arr, image, orientation, stored = fast
         pixels = None if arr is None else oriented(arr, native, image, orientation)
-        return Probe(native, native), pixels
+        return Probe(native, native, size=_as_read(stored, orientation)), pixels
     try:
         with _opened(fh, max_pixels) as im:
             head, rawmode = _probe_open(im, path, opts.keep_alpha)
             if isinstance(head, Skipped):
                 return head, head
             if target is None:
-                return head, None
-            return head, _decode_open(im, fh, path, target, max_pixels, rawmode, opts.allow_nan)
+                return replace(head, size=_as_read(im.size[::-1], _orientation(im))), None
+            got = _decode_open(im, fh, path, target, max_pixels, rawmode, opts.allow_nan)
+            if isinstance(got, Decoded):
+                head = replace(head, size=got.pixels.shape[:2])
+            return head, got
     except UnidentifiedImageError as exc:
         skip = Skipped(path, reason(exc, max_pixels))
         return (skip if has_image_extension(os.path.basename(path)) else None), skip
@@ -233,10 +250,7 @@ def _decode_open(
         wide = wide_rawmode is not None
         if not wide:
             im.load()  # before anything else reads: a failed load must not be swallowed
-        try:
-            orientation = int(im.getexif().get(0x0112, 1))
-        except Exception:  # broken EXIF blocks do not make the pixels wrong
-            orientation = 1
+        orientation = _orientation(im)
         image = None
         if wide:
             arr = _converted(_read_png16(fh), target)

@@ -104,9 +104,10 @@ def _decode(
 
 def read(
     data: bytes, target: str | None, max_pixels: int | None
-) -> tuple[str, np.ndarray | None, Image.Image | None, int] | None:
-    """(native mode, pixels or None when ``target`` is None, Pillow image, orientation 1) of a
-    file starting with ``MAGIC``, or None when the fast path is not sure of this file."""
+) -> tuple[str, np.ndarray | None, Image.Image | None, int, tuple[int, int]] | None:
+    """(native mode, pixels or None when ``target`` is None, Pillow image, orientation 1,
+    (height, width)) of a file starting with ``MAGIC``, or None when the fast path is not sure
+    of this file."""
     head = _header(data)
     if head is None or not available():
         return None
@@ -119,11 +120,11 @@ def read(
     if not _PILLOW_READS.isdisjoint(_chunk_types(data)):
         return None
     if target is None:
-        return native, None, None, 1
+        return native, None, None, 1, (height, width)
     try:
         arr, image = _decode(_pyspng(), data, native, target)
     except Exception:  # corrupt or truncated: Pillow's reading gives the reason
         return None
     if arr.shape[:2] != (height, width):
         return None
-    return native, arr, image, 1
+    return native, arr, image, 1, (height, width)

@@ -46,6 +46,8 @@ from .outputs import (
     same_provenance,
     source_version,
 )
+from .stack import STACK, check_names, remove_stack, row_shape
+from .stackrun import StackJob, apply_stack
 
 __all__ = ["IMAGENET", "ApplyResult", "apply"]
 
@@ -60,6 +62,7 @@ class ApplyResult:
     written: int = 0
     kept: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    stack: str | None = None  # --stack: OUT/stack.npy; written and kept then count its rows
 
 
 def _resolve_stats(stats: Stats | str) -> tuple[Stats | None, dict[str, Any]]:
@@ -113,6 +116,8 @@ def apply(
     }
     if mask.requested or opts.invalid != "zero":  # recorded only then: older outputs resume
         options["invalid"] = opts.invalid
+    if opts.stack:
+        options["stack"] = True
     provenance = {
         "schema": "normstat/apply@1",
         "tool": f"normstat {__version__}",
@@ -140,7 +145,10 @@ def apply(
             if ref.rel in seen:
                 raise InputError(ref.name, f"has the same relative path as {seen[ref.rel]}")
             seen[ref.rel] = ref.name
-        check_out_dir(out, locations, list(seen))
+        if opts.stack:  # before anything is written
+            row = row_shape(images, len(mode.channels), opts.layout)
+            check_names(refs)
+        check_out_dir(out, locations, [] if opts.stack else list(seen))
         created = not os.path.lexists(out)
         try:
             os.makedirs(out, exist_ok=True)
@@ -156,11 +164,27 @@ def apply(
             if not made_from:
                 journal.reset()
             if not same_run:  # outputs of other options must not survive to be "resumed" later
+                remove_stack(out)
                 for ref in refs:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(output_path(out, ref.rel))
             atomic_write_bytes(prov_path, (json.dumps(provenance, indent=2) + "\n").encode())
-            chunks = split(refs, engine.workers)
+            if opts.stack:
+                job = StackJob(
+                    out,
+                    source,
+                    refs,
+                    row,
+                    opts.dtype,
+                    mode.name,
+                    normalizer,
+                    read,
+                    opts.overwrite,
+                    mask if mask.requested else None,
+                )
+                result.written, result.kept = apply_stack(job, engine, skips, progress)
+                result.stack = os.path.join(out, STACK)
+            chunks = split([] if opts.stack else refs, engine.workers)
 
             def task(c: list[ImageRef]) -> WriteTask:
                 # Versions are taken here, as the chunk is handed out (before it is read): a
