@@ -227,6 +227,8 @@ def _decode_open(
     max_pixels: int | None,
     wide_rawmode: str | None,
 ) -> Decoded | Skipped:
+    if target.bands:
+        return Skipped(path, f"{im.mode} image has no conversion to band mode {target.name}")
     try:
         native = im.mode
         wide = wide_rawmode is not None

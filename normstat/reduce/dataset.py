@@ -38,9 +38,7 @@ class DatasetMoments:
     def __post_init__(self) -> None:
         n, mode = len(self.mode.channels), self.mode
         if not self.moments:
-            self.moments = [
-                IntMoments() if mode.integer else ExactFloatMoments() for _ in range(n)
-            ]
+            self.moments = [IntMoments() if mode.integer else ExactFloatMoments() for _ in range(n)]
         if not self.std_sums:
             self.std_sums = [ExactSum() for _ in range(n)]
         if self.hist is None and mode.integer:
