@@ -86,7 +86,7 @@ def _quiet() -> Iterator[None]:
 
 def _opened(f: BinaryIO) -> tifffile.TiffFile:
     f.seek(0)
-    return tifffile.TiffFile(f)
+    return tifffile.TiffFile(f, name="image.tif")  # sources may open files by descriptor
 
 
 def _pillow_probe(f: BinaryIO, name: str, opts: ReadOptions, why: str) -> TiffProbe | Skipped:
