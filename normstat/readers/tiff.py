@@ -15,6 +15,7 @@ zeros). tifffile's log messages are silenced: an outcome is a value, never print
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -99,8 +100,10 @@ def _pillow_probe(f: BinaryIO, name: str, opts: ReadOptions, why: str) -> TiffPr
         return head
     try:
         f.seek(0)
-        with Image.open(f) as im:
-            width, height = im.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's probe has judged the file already
+            with Image.open(f) as im:
+                width, height = im.size
     except Exception as exc:  # Pillow's probe opened it: this does not happen in practice
         return Skipped(name, f"unreadable TIFF: {describe(exc)}")
     channels = 3 if head.canonical.startswith("RGB") else 1
