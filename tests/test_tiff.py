@@ -128,7 +128,7 @@ def test_generic_multipage_file_is_a_stack() -> None:
         for page in arr:
             w.write(page, photometric="minisblack", planarconfig="contig", metadata=None)
     out = _read(buf.getvalue())
-    assert len(out) == 3 and all(np.array_equal(o.pixels, a) for o, a in zip(out, arr))
+    assert len(out) == 3 and all(np.array_equal(o.pixels, a) for o, a in zip(out, arr, strict=True))
 
 
 def test_ome_and_imagej_channels_are_the_bands_of_one_image() -> None:
@@ -138,7 +138,9 @@ def test_ome_and_imagej_channels_are_the_bands_of_one_image() -> None:
     hyper = RNG.integers(0, 65536, (3, 5, 16, 12), dtype=np.uint16)
     out = _read(_tiff(hyper, imagej=True, metadata={"axes": "ZCYX"}))
     assert len(out) == 3
-    assert all(np.array_equal(o.pixels, h.transpose(1, 2, 0)) for o, h in zip(out, hyper))
+    assert all(
+        np.array_equal(o.pixels, h.transpose(1, 2, 0)) for o, h in zip(out, hyper, strict=True)
+    )
 
 
 def test_reduced_resolution_pages_never_contribute() -> None:
@@ -283,7 +285,13 @@ def test_compute_and_apply_on_a_folder_of_13_band_tiffs(tmp_path: Path) -> None:
     for i in range(3):
         chw = RNG.integers(0, 65536, (13, 18 + i, 21), dtype=np.uint16)
         chw[i, 0, 0] = 65535  # extremes in some bands
-        tifffile.imwrite(src / f"t{i}.tif", chw, photometric="minisblack", planarconfig="separate", compression="zlib")  # fmt: skip
+        tifffile.imwrite(
+            src / f"t{i}.tif",
+            chw,
+            photometric="minisblack",
+            planarconfig="separate",
+            compression="zlib",
+        )
         arrays.append(chw.transpose(1, 2, 0))
     stats = normstat.compute(src, workers=2)
     assert stats.data["mode"] == "B13;16" and stats.channels == [f"B{i}" for i in range(1, 14)]
@@ -299,13 +307,17 @@ def test_compute_and_apply_on_a_folder_of_13_band_tiffs(tmp_path: Path) -> None:
         got = np.load(tmp_path / "out" / f"t{i}.tif.npy")
         want = (hwc.astype(np.float64) / 65535 - np.array(stats.mean)) / np.array(stats.std)
         assert got.shape == (13, *hwc.shape[:2])
-        np.testing.assert_allclose(got, want.transpose(2, 0, 1).astype(np.float32), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            got, want.transpose(2, 0, 1).astype(np.float32), rtol=1e-6, atol=1e-6
+        )
 
 
 def test_compute_on_five_band_float_tiffs_matches_numpy(tmp_path: Path) -> None:
     arrays = [RNG.standard_normal((16, 15, 5)).astype(np.float32) + 100 for _ in range(3)]
     for i, a in enumerate(arrays):
-        tifffile.imwrite(tmp_path / f"f{i}.tif", a, photometric="minisblack", compression="zlib", predictor=3)  # fmt: skip
+        tifffile.imwrite(
+            tmp_path / f"f{i}.tif", a, photometric="minisblack", compression="zlib", predictor=3
+        )
     stats = normstat.compute(tmp_path, workers=1)
     assert stats.data["mode"] == "B5;F"
     flat = np.concatenate([a.reshape(-1, 5) for a in arrays]).astype(np.float64)
