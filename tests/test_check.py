@@ -341,5 +341,6 @@ def test_manifest_with_an_unknown_mode_is_a_one_line_error(
         result = invoke(*verb, "--stats", copy / "stats.json", "-w", "1")
         assert result.exit_code == 2, describe(result)
         assert result.stderr == f"Error: {copy / 'stats.json'}: unknown mode 'CMYK;32'; " + (
-            "choose from L, LA, RGB, RGBA, I;16, RGB;16, F, RGB;F\n"
+            "choose from L, LA, RGB, RGBA, I;16, RGB;16, F, RGB;F, "
+            "B<n>, B<n>;16, B<n>;F (n bands)\n"
         )

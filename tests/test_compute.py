@@ -536,12 +536,13 @@ def test_chunk_hashing_equals_one_image_at_a_time(
     from normstat.modes import MODES
 
     paths = sorted(str(p) for p in mixed_dataset.rglob("*.png") if p.name != "corrupt.png")
-    if mode == "F":  # float pixels: make some
+    if mode == "F":  # float pixels in single-image files (PFM: TIFFs are the stack route's)
         rng = np.random.default_rng(2)
         for i in range(5):
             arr = (rng.random((9 + i, 7)) * 1e3).astype(np.float32)
-            Image.fromarray(arr, "F").save(tmp_path / f"f{i}.tiff")
-        paths = sorted(str(p) for p in tmp_path.glob("f*.tiff"))
+            pfm = b"Pf\n7 %d\n-1.0\n" % (9 + i) + arr[::-1].astype("<f4").tobytes()
+            (tmp_path / f"f{i}.pfm").write_bytes(pfm)
+        paths = sorted(str(p) for p in tmp_path.glob("f*.pfm"))
     chunk = reduce_chunk((paths, mode, None, False))
     singles = [reduce_image(decode(p, MODES[mode], None), mode)[0] for p in paths]
     assert chunk.outcomes == singles

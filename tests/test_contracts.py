@@ -35,7 +35,7 @@ from PIL import Image
 
 import normstat
 from normstat.engine import PoolEngine, SerialEngine, make_engine
-from normstat.modes import MODES
+from normstat.modes import MODES, get_mode
 from normstat.options import ReadOptions
 from normstat.readers import Decoded, Probe, Skipped, reader_for, registry
 from normstat.readers.npy import READER as NPY
@@ -160,6 +160,14 @@ def _png16_rgb(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _tiff(arr: np.ndarray, **kw: Any) -> bytes:
+    import tifffile
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, arr, **kw)
+    return buf.getvalue()
+
+
 def _npy(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, arr)
@@ -177,6 +185,28 @@ GOOD = [
     ("npy", _npy(RNG.standard_normal((4, 3, 5)).astype(np.float32)), 4),  # last axis > 4: a stack
     ("npy", _npy(RNG.standard_normal((4, 3, 2))), 1),  # float64 H×W×C (gray + alpha)
     ("npy", _npy(np.asfortranarray(RNG.integers(0, 65536, (3, 8, 9), dtype=np.uint16))), 3),
+    (
+        "tiff",
+        _tiff(
+            RNG.integers(0, 65536, (13, 6, 7), dtype=np.uint16),
+            photometric="minisblack",
+            planarconfig="separate",
+            compression="zlib",
+        ),
+        1,
+    ),
+    (
+        "tiff",
+        _tiff(
+            RNG.standard_normal((6, 7, 5)).astype(np.float32),
+            predictor=3,
+            compression="zlib",
+            photometric="minisblack",
+        ),
+        1,
+    ),
+    ("tiff", _tiff(RNG.integers(0, 256, (4, 6, 7), dtype=np.uint8), photometric="minisblack"), 4),
+    ("tiff", _tiff(RNG.integers(0, 256, (6, 7, 3), dtype=np.uint8), photometric="rgb"), 1),
 ]
 BAD = [
     b"",
@@ -186,8 +216,11 @@ BAD = [
     b"\x93NUMPY",
     GOOD[4][1][:150],
     b"\x89PNG\r\n\x1a\n" + b"\x00" * 30,
+    b"II*\x00",
+    GOOD[9][1][: len(GOOD[9][1]) // 2],
+    b"MM\x00+" + b"\xff" * 40,
 ]
-READERS = {"pillow": PILLOW, "npy": NPY}
+READERS = {"pillow": PILLOW, "npy": NPY, "tiff": registry._load(registry.ENTRIES[1])}
 
 
 @pytest.fixture
@@ -210,7 +243,7 @@ def test_reader_is_chosen_by_content_and_reads_file_objects(
     opts = ReadOptions()
     probe = reader.probe(io.BytesIO(data), "x", opts)
     assert isinstance(probe, Probe) and probe.count == count
-    target = MODES[probe.canonical]
+    target = get_mode(probe.canonical)
     images = list(reader.read(io.BytesIO(data), "x", target, opts))
     assert len(images) == count
     for dec in images:
@@ -235,7 +268,7 @@ def test_reader_gives_the_same_pixels_from_a_real_file(
     reader, opts = READERS[kind], ReadOptions()
     probe = reader.probe(io.BytesIO(data), "x", opts)
     assert isinstance(probe, Probe)
-    target = MODES[probe.canonical]
+    target = get_mode(probe.canonical)
     with open(path, "rb") as fh:
         from_file = list(reader.read(fh, "x", target, opts))
     from_stream = list(reader.read(io.BytesIO(data), "x", target, opts))

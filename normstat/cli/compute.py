@@ -61,7 +61,9 @@ def compute(
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit 2 on the first unreadable image."),
     mode: str | None = typer.Option(
-        None, callback=mode_option, help=f"Dataset mode ({', '.join(MODES)}); default: majority."
+        None,
+        callback=mode_option,
+        help=f"Dataset mode ({', '.join(MODES)}, B<n>, B<n>;16, B<n>;F); default: majority.",
     ),
     alpha: Alphas = typer.Option(
         "drop", help="Drop or keep alpha channels, or mask: alpha 0 pixels are left out."

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 
-from normstat.modes import MODES
+from normstat.modes import MODES, get_mode
 from normstat.options import (
     ALPHAS,
     DEVICES,
@@ -94,5 +94,10 @@ else:
 
 def mode_option(value: str | None) -> str | None:
     if value is not None and value not in MODES:
-        raise typer.BadParameter(f"choose from {', '.join(MODES)}")
+        try:
+            get_mode(value)  # a band mode: B<n>, B<n>;16, B<n>;F
+        except ValueError:
+            raise typer.BadParameter(
+                f"choose from {', '.join(MODES)}, B<n>, B<n>;16, B<n>;F (n bands)"
+            ) from None
     return value

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from normstat.modes import Mode, get_mode
+from normstat.modes import MAX_BANDS, Mode, get_mode
 from normstat.options import ALPHAS, DEVICES, NPY_LAYOUTS, percentile_list
 from normstat.reduce import PERCENTILES
 
@@ -163,8 +163,8 @@ def _options(r: Reader, options: Any) -> None:
         r.integer(options["max_pixels"], "options.max_pixels", 1)
     if "nodata" in options:
         values = options["nodata"]
-        if not isinstance(values, list) or not 1 <= len(values) <= 4:
-            r.fail("'options.nodata' must be a list of 1 to 4 numbers or 'nan'")
+        if not isinstance(values, list) or not 1 <= len(values) <= MAX_BANDS:
+            r.fail(f"'options.nodata' must be a list of 1 to {MAX_BANDS} numbers or 'nan'")
         for v in values:
             if v != "nan":
                 r.number(v, "options.nodata")

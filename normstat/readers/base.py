@@ -65,7 +65,8 @@ class Probe:
 class Decoded:
     """Pixels as an H×W×C array of the target mode's dtype; ``native`` is the mode on disk.
     ``image``, when set, is a Pillow image of the same pixels (8-bit modes), kept so histograms
-    and thumbnails need no second copy."""
+    and thumbnails need no second copy. ``nodata``: the value the file declares as "no data"
+    (GDAL_NODATA), for masks; the pixels are as stored."""
 
     pixels: np.ndarray
     native: str

@@ -42,6 +42,10 @@ def convert(x: np.ndarray, target: Mode) -> np.ndarray | str:
     if is_float and target.integer:
         return f"float array has no range to map to {target.name}"
     src_max = 1.0 if is_float else float(np.iinfo(x.dtype).max)
+    if target.bands or channels > 4:  # bands have no colour meaning: as many, or none
+        if not target.bands or channels != len(target.channels):
+            return f"{channels}-band pixels have no conversion to {target.name}"
+        return with_alpha_and_depth(x, None, src_max, target)
     alpha = x[..., channels - 1 :] if channels in (2, 4) else None
     x = x[..., :3] if channels >= 3 else x[..., :1]
     if target.color and x.shape[-1] == 1:

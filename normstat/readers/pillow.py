@@ -245,6 +245,8 @@ def _decode_open(
     wide_rawmode: str | None,
     allow_nan: bool = False,
 ) -> Decoded | Skipped:
+    if target.bands:
+        return Skipped(path, f"{im.mode} image has no conversion to band mode {target.name}")
     try:
         native = im.mode
         wide = wide_rawmode is not None

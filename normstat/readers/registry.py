@@ -34,6 +34,9 @@ class Entry:
 # First match wins; the entry without magics takes the rest (Pillow sniffs dozens of formats).
 ENTRIES: list[Entry] = [
     Entry("npy", "normstat.readers.npy", (b"\x93NUMPY",)),
+    Entry(
+        "tiff", "normstat.readers.tiff", (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"), "formats"
+    ),
     Entry("pillow", "normstat.readers.pillow"),
 ]
 

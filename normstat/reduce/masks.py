@@ -115,16 +115,17 @@ def masked_partials(
 
 
 def masked_batch(
-    pixels: np.ndarray, mode: Mode, mask: MaskOptions
+    pixels: np.ndarray, mode: Mode, mask: MaskOptions, tag: float | None = None
 ) -> tuple[BatchMoments, list[str | None]]:
     """``masked_partials`` of each image of a B×H×W×C batch (read in ``alpha_mode`` when the
-    mask uses alpha), the summed histogram, and per image why it cannot contribute."""
+    mask uses alpha), the summed histogram, and per image why it cannot contribute; ``tag``:
+    the file's own nodata value, used when the mask gives none."""
     total = np.zeros((len(mode.channels), mode.bins), dtype=np.int64) if mode.integer else None
     moments: list[tuple[Moments, ...]] = []
     reasons: list[str | None] = []
     for px in pixels:
         colour, opaque = split_alpha(px, mask.alpha)
-        got = masked_partials(colour, mode, mask.for_channels(colour.shape[-1]), opaque)
+        got = masked_partials(colour, mode, mask.for_channels(colour.shape[-1], tag), opaque)
         if isinstance(got, str):
             reasons.append(got)
             continue

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from normstat.errors import InputError
 from normstat.modes import Mode, get_mode
 from normstat.options import MaskOptions, ReadOptions
 from normstat.readers import BatchReader, Decoded, Probe, Skipped, unreadable
@@ -114,8 +115,12 @@ def read_task(task: ArrayTask, mode: Mode) -> tuple[np.ndarray | None, list[str 
 def array_chunk(task: ArrayTask) -> ChunkResult:
     """Fingerprints (and, when ``task.reduce``, partials) of one batch of a stack."""
     mode = get_mode(task.mode_name)
-    if task.mask is not None:
-        return _masked_chunk(task, mode, task.mask)
+    tag = getattr(task.probe, "nodata", None)  # the file's own nodata (a TIFF's GDAL_NODATA)
+    if task.mask is not None or tag is not None:
+        if task.covariance:  # its diagonal would be over all pixels, the variances not
+            why = "has a nodata tag: --covariance cannot be combined with masks"
+            raise InputError(task.item.path, why)
+        return _masked_chunk(task, mode, task.mask or MaskOptions(), tag)
     pixels, reasons = read_task(task, mode)
     outcomes: list[ImageRecord | Skipped | None] = []
     for offset, reason in enumerate(reasons):
@@ -138,11 +143,14 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
     return ChunkResult(outcomes, [None] * len(outcomes), hist)
 
 
-def _masked_chunk(task: ArrayTask, mode: Mode, mask: MaskOptions) -> ChunkResult:
+def _masked_chunk(
+    task: ArrayTask, mode: Mode, mask: MaskOptions, tag: float | None = None
+) -> ChunkResult:
     """``array_chunk`` over valid pixels: read with alpha for an alpha mask, NaN kept for a NaN
     nodata (the reader flags it; infinity is still a skip), each image reduced alone."""
     pixels, reasons = read_task(task, alpha_mode(mode) if mask.alpha else mode)
-    nan_ok = mask.nodata is not None and any(v != v for v in mask.nodata)
+    nodata = mask.for_channels(len(mode.channels), tag)
+    nan_ok = nodata is not None and any(v != v for v in nodata)
     if pixels is not None and nan_ok:
         reasons = [
             None if why == NAN_LEFT and not np.isinf(pixels[i]).any() else why
@@ -151,7 +159,7 @@ def _masked_chunk(task: ArrayTask, mode: Mode, mask: MaskOptions) -> ChunkResult
     keep = [i for i, r in enumerate(reasons) if r is None]
     hist = None
     if pixels is not None and keep:
-        reduced, why = masked_batch(pixels[keep], mode, mask)
+        reduced, why = masked_batch(pixels[keep], mode, mask, tag)
         for i, reason in zip(keep, why, strict=True):
             reasons[i] = reason
         hist = reduced.hist

@@ -43,11 +43,13 @@ _GUESS_SAMPLE = 64
 
 
 def decide_mode(counts: Counter[str]) -> Mode:
-    """The most common canonical mode; ties go to the more common kind of dataset."""
+    """The most common canonical mode; ties go to the more common kind of dataset (band modes,
+    ``B<n>...``, after the fixed ones, by name)."""
     if not counts:
         return MODES["RGB"]
     best = max(counts.values())
-    return MODES[next(m for m in _MODE_PREFERENCE if counts.get(m) == best)]
+    tied = [m for m in _MODE_PREFERENCE if counts.get(m) == best]
+    return get_mode(tied[0] if tied else min(m for m, n in counts.items() if n == best))
 
 
 def _streamed_probes(source: Source, shard: Shard, opts: ReadOptions, n: int) -> list[object]:
@@ -123,14 +125,19 @@ def compute(
                 arrays, bad_arrays = probe_arrays(source, deferred, read)
             for _, p in arrays:  # each image of a stack is one vote
                 counts[p.canonical] += p.count
-            if opts.mode or not counts or decide_mode(counts) is target:
+            if opts.mode or not counts or decide_mode(counts) == target:
                 break
             target = decide_mode(counts)
             _check_masks(source, opts, target)
         for bad in bad_arrays:
             acc.skips.add(bad)
         if arrays:
-            xp = plan(device, sum(p.nbytes for _, p in arrays)).arrays  # type: ignore[attr-defined]
+            tagged = next((i for i, p in arrays if getattr(p, "nodata", None) is not None), None)
+            if tagged is not None and device == "gpu":
+                why = "has a nodata tag: masks are reduced on the CPU, use --device auto"
+                raise DeviceError(tagged.path, why)
+            on = "cpu" if tagged is not None else device  # masked batches: on the CPU
+            xp = plan(on, sum(p.nbytes for _, p in arrays)).arrays  # type: ignore[attr-defined]
             mask = opts.mask if opts.mask.requested else None
             _add_arrays(engine, source, arrays, acc, xp, progress, partials, mask, opts.covariance)
     if not counts:
