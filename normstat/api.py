@@ -17,6 +17,7 @@ from .options import (
     ComputeOptions,
     float_list,
     percentile_list,
+    range_pair,
 )
 from .sources import Source, resolve
 from .verbs import apply as apply_verb
@@ -62,6 +63,7 @@ def compute(
     progress: Progress | None = None,
     nodata: float | str | Sequence[float] | None = None,
     percentiles: str | Sequence[float] | None = None,
+    value_range: str | Sequence[float] | None = None,
 ) -> Stats:
     """Statistics of every image under ``srcs`` (paths, or a ``Source``), in one streaming pass:
     each file is opened once, probed and reduced in the mode a header sample predicts; should
@@ -84,6 +86,11 @@ def compute(
     ``alpha="mask"`` (alpha 0 is invalid; the alpha channel is then not a statistic) leave
     invalid pixels out of every statistic, channel by channel. ``percentiles`` chooses the
     reported percentiles of integer data (default 0.5, 1, 5, 50, 95, 99, 99.5).
+
+    ``value_range`` (``(lo, hi)`` or ``"lo,hi"``; the CLI's ``--range``) histograms float data
+    into 65536 equal bins over [lo, hi], values outside counted as below and above: their
+    percentiles are then reported as bin lower edges, exact to one bin width. Integer data have
+    exact histograms: a range for them is an InputError.
     """
     opts = ComputeOptions(
         mode=mode,
@@ -95,6 +102,7 @@ def compute(
         column=column,
         nodata=None if nodata is None else float_list("nodata", nodata),
         percentiles=None if percentiles is None else percentile_list(percentiles),
+        value_range=None if value_range is None else range_pair(value_range),
     )
     if retries < 0:
         raise ValueError("retries must be 0 or more")

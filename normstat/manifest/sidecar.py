@@ -73,12 +73,13 @@ def _write_member(
 
 
 def read_sidecar(
-    fh: BinaryIO, size: int, roots: list[str], rows: int, mode: Mode
+    fh: BinaryIO, size: int, roots: list[str], rows: int, mode: Mode, float_bins: int | None = None
 ) -> tuple[Fingerprints, np.ndarray | None]:
     """The fingerprints of ``rows`` contributors (and the histogram) from the open sidecar
     ``fh`` of ``size`` bytes; NpzError naming what is wrong. Every array's dtype and shape is
     checked from its header before it is read, and every stored path must stay inside its root
-    (check joins them with ``roots`` and opens them)."""
+    (check joins them with ``roots`` and opens them). ``float_bins``: the histogram's width
+    for float data (``--range``: B + 2), which have none otherwise."""
     npz = StoredNpz(fh, size)
     try:
         missing = [k for k in REQUIRED if k not in npz]
@@ -104,8 +105,8 @@ def read_sidecar(
         )
         hist = None
         if "histogram" in npz:
-            shape = (len(mode.channels), mode.bins)
-            if not mode.integer:
+            shape = (len(mode.channels), mode.bins if mode.integer else float_bins or 0)
+            if not mode.integer and float_bins is None:
                 raise NpzError(f"holds a histogram, but mode {mode.name} has none")
             hist = npz.array("histogram", "int64", _exact(shape))
             if bool(np.any(hist < 0)):

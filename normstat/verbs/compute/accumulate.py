@@ -25,9 +25,18 @@ class Accumulator:
     """The statistics (``moments``), the per-native-mode counts, the skips and the contributor
     rows of one pass in ``mode``."""
 
-    def __init__(self, mode: Mode, strict: bool, manifest_root: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        mode: Mode,
+        strict: bool,
+        manifest_root: Callable[[str], str],
+        float_bins: int | None = None,
+    ) -> None:
         self.mode = mode
-        self.moments = DatasetMoments(mode)
+        hist = None  # integer modes: their exact histogram; float ones: over --range, if given
+        if float_bins is not None and not mode.integer:
+            hist = np.zeros((len(mode.channels), float_bins), dtype=np.int64)
+        self.moments = DatasetMoments(mode, hist=hist)
         self.natives: Counter[str] = Counter()
         self.skips = Skips(strict)
         self.rows = FingerprintRows(manifest_root)

@@ -26,6 +26,7 @@ from normstat.options import ComputeOptions, MaskOptions, ReadOptions
 from normstat.readers import Probe, Skipped, unreadable
 from normstat.reduce.device import plan
 from normstat.reduce.masks import alpha_mode, check_nodata
+from normstat.reduce.ranges import FloatRange
 from normstat.sources import Item, Shard, Source
 from normstat.verbs.common import Progress, reader_of, reading, run_chunks, tick
 
@@ -100,8 +101,8 @@ def compute(
 ) -> Stats:
     """Statistics of every image of ``source`` (see the module docstring); on the Dask cluster
     at ``scheduler`` when given, keeping each finished shard in ``partials`` when given."""
-    masks = opts.mask.requested  # reduced on the CPU (ComputeOptions refuses --device gpu)
-    device = "cpu" if masks else opts.device
+    # masks and float ranges are reduced on the CPU (ComputeOptions refuses --device gpu)
+    device = "cpu" if opts.mask.requested or opts.value_range else opts.device
     files_xp = plan(device, 0).files  # --device gpu fails before anything is read
     read = opts.read
     shards = source.shards()
@@ -128,7 +129,8 @@ def compute(
         if arrays:
             xp = plan(device, sum(p.nbytes for _, p in arrays)).arrays  # type: ignore[attr-defined]
             mask = opts.mask if opts.mask.requested else None
-            _add_arrays(engine, source, arrays, acc, xp, progress, partials, mask)
+            spec = _spec(opts)
+            _add_arrays(engine, source, arrays, acc, xp, progress, partials, mask, spec)
     if not counts:
         if not acc.skips.items:
             raise InputError(source.name, "no images found")
@@ -145,13 +147,20 @@ def compute(
 
 
 def _check_masks(source: Source, opts: ComputeOptions, target: Mode) -> None:
-    """InputError when the mask options cannot apply to the dataset's mode."""
+    """InputError when the mask (or range) options cannot apply to the dataset's mode."""
     try:
         check_nodata(target, opts.nodata)
         if opts.mask.alpha:
             alpha_mode(target)
     except ValueError as exc:
         raise InputError(source.name, str(exc)) from None
+    if opts.value_range is not None and target.integer:
+        reason = f"--range is for float data: mode {target.name} has exact histograms"
+        raise InputError(source.name, f"{reason} (drop --range)")
+
+
+def _spec(opts: ComputeOptions) -> FloatRange | None:
+    return None if opts.value_range is None else FloatRange(*opts.value_range)
 
 
 def _reduce_pass(
@@ -166,14 +175,17 @@ def _reduce_pass(
 ) -> tuple[Accumulator, Counter[str], list[Item]]:
     """Every shard reduced in ``target``, merged in shard order; plus the canonical mode counts
     and the items left to the batch route. ``xp`` not NumPy: reduced on the GPU here."""
-    acc = Accumulator(target, opts.strict, source.manifest_root)
+    spec = _spec(opts)
+    acc = Accumulator(
+        target, opts.strict, source.manifest_root, None if spec is None else spec.bins + 2
+    )
     counts: Counter[str] = Counter()
     deferred: list[Item] = []
 
     mask = opts.mask if opts.mask.requested else None
 
     def task(shard: Shard) -> FileTask:
-        return FileTask(source, shard, target.name, opts.read, mask)
+        return FileTask(source, shard, target.name, opts.read, mask, spec)
 
     def reduced(todo: list[Shard]) -> Iterator[tuple[Shard, ChunkResult]]:
         if xp is np:
@@ -242,13 +254,14 @@ def _add_arrays(
     progress: Progress | None,
     partials: Partials | None = None,
     mask: MaskOptions | None = None,
+    spec: FloatRange | None = None,
 ) -> None:
     """Reduce stacks in batches (after the single-image files, in item order): in the workers
     with NumPy, or fingerprinted there and reduced here on the device."""
     tasks = [
         task
         for item, p in arrays
-        for task in array_tasks(source, item, p, acc.mode.name, xp is np, mask)
+        for task in array_tasks(source, item, p, acc.mode.name, xp is np, mask, spec)
     ]
 
     def reduced(todo: list[ArrayTask]) -> Iterator[tuple[ArrayTask, ChunkResult]]:
