@@ -89,7 +89,9 @@ def check_range_report(r: Reader, data: dict[str, Any], mode: Mode, qs: tuple[fl
     for key, want in (("lo", spec.lo), ("hi", spec.hi), ("bins", spec.bins)):
         if r.key(block, key, "range") != want:
             r.fail(f"'range.{key}' does not match the options")
-    r.agrees(float(r.number(r.key(block, "width", "range"), "range.width")), spec.width, "width")
+    r.agrees(
+        float(r.number(r.key(block, "width", "range"), "range.width")), spec.width, "range.width"
+    )
     r.text(r.key(block, "percentiles", "range"), "range.percentiles")
     counts = data["pixels_valid"]
     below = r.integers(r.key(block, "below", "range"), "range.below", n, 0, max(counts))
