@@ -89,25 +89,39 @@ def bin_edges(lo: float, hi: float, bins: int) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=4)
+def _thresholds(lo: float, hi: float, bins: int) -> np.ndarray:
+    """P[h] for h = 0..B+2: x belongs at histogram index ≥ h exactly when x ≥ P[h] (index 0
+    is below, 1..B the bins, B+1 above): -inf, LO, e_1 .. e_{B-1}, the float after HI, +inf."""
+    edges = bin_edges(lo, hi, bins)
+    out = np.concatenate([[-math.inf], edges[:-1], [math.nextafter(hi, math.inf), math.inf]])
+    out.flags.writeable = False
+    return out
+
+
+_BLOCK = 1 << 14  # values per pass: the temporaries stay in cache
+
+
 def range_histogram(values: Any, spec: FloatRange) -> np.ndarray:
     """[below, bin 0 .. bin B−1, above] counts (int64) of the finite ``values`` (any shape)."""
     x = np.asarray(values).ravel()
-    lo, hi, bins = spec.lo, spec.hi, spec.bins
-    out = np.zeros(bins + 2, dtype=np.int64)
-    inside = (x >= lo) & (x <= hi)
-    below = int(np.count_nonzero(x < lo))
-    out[0], out[-1] = below, x.size - below - int(np.count_nonzero(inside))
-    v = x[inside].astype(np.float64, copy=False)
-    if v.size == 0:
-        return out
-    edges = spec.edges()
-    scale = bins / (hi - lo)
-    t = (v - lo) * scale  # ≥ 0, within a few ulps of the exact bin coordinate
-    k = np.minimum(t.astype(np.int64), bins - 1)
-    k -= v < edges[k]  # the estimate was one too high
-    k += (v >= edges[k + 1]) & (k < bins - 1)  # one too low (HI itself stays in the last bin)
-    out[1:-1] = np.bincount(k, minlength=bins)
-    return out
+    lo, bins = spec.lo, spec.bins
+    thresholds = _thresholds(lo, spec.hi, bins)
+    scale = bins / (spec.hi - lo)
+    index = np.empty(x.size, dtype=np.int64)
+    for start in range(0, x.size, _BLOCK):
+        v = x[start : start + _BLOCK]
+        # The estimate of the index, within one of the exact one (clipping and truncation
+        # toward zero move only values of the tails, which stay within one too).
+        t = np.subtract(v, lo, dtype=np.float64)
+        t *= scale
+        np.clip(t, -1.0, float(bins), out=t)
+        t += 1.0
+        h = index[start : start + _BLOCK]
+        h[:] = t
+        h -= v < thresholds[h]  # one too high
+        h += v >= thresholds[h + 1]  # one too low
+    return np.bincount(index, minlength=bins + 2)
 
 
 def range_percentiles(
