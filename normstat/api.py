@@ -17,6 +17,7 @@ from .options import (
     ComputeOptions,
     float_list,
     percentile_list,
+    range_pair,
 )
 from .sources import Source, resolve
 from .verbs import apply as apply_verb
@@ -63,6 +64,7 @@ def compute(
     nodata: float | str | Sequence[float] | None = None,
     percentiles: str | Sequence[float] | None = None,
     covariance: bool = False,
+    value_range: str | Sequence[float] | None = None,
 ) -> Stats:
     """Statistics of every image under ``srcs`` (paths, or a ``Source``), in one streaming pass:
     each file is opened once, probed and reduced in the mode a header sample predicts; should
@@ -87,6 +89,11 @@ def compute(
     reported percentiles of integer data (default 0.5, 1, 5, 50, 95, 99, 99.5).
     ``covariance`` adds the exact channel covariance, correlation and PCA (on the CPU; with
     ``device="gpu"`` a DeviceError).
+
+    ``value_range`` (``(lo, hi)`` or ``"lo,hi"``; the CLI's ``--range``) histograms float data
+    into 65536 equal bins over [lo, hi], values outside counted as below and above: their
+    percentiles are then reported as bin lower edges, exact to one bin width. Integer data have
+    exact histograms: a range for them is an InputError.
     """
     opts = ComputeOptions(
         mode=mode,
@@ -99,6 +106,7 @@ def compute(
         nodata=None if nodata is None else float_list("nodata", nodata),
         percentiles=None if percentiles is None else percentile_list(percentiles),
         covariance=covariance,
+        value_range=None if value_range is None else range_pair(value_range),
     )
     if retries < 0:
         raise ValueError("retries must be 0 or more")

@@ -22,6 +22,7 @@ __all__ = [
     "INVALIDS",
     "LAYOUTS",
     "NPY_LAYOUTS",
+    "RANGE_BINS",
     "SCALES",
     "STDS",
     "ApplyOptions",
@@ -32,6 +33,7 @@ __all__ = [
     "choose",
     "float_list",
     "percentile_list",
+    "range_pair",
 ]
 
 ALPHAS = ("drop", "keep", "mask")
@@ -46,6 +48,10 @@ INVALIDS = ("zero", "nan")  # what apply writes for a pixel a mask leaves out
 DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 178_956_970
 DEFAULT_THRESHOLD = 0.95  # near-duplicate score; chosen from benchmarks/leaks.py: see README
 DEFAULT_PERCENTILES = (0.5, 1.0, 5.0, 50.0, 95.0, 99.0, 99.5)
+RANGE_BINS = 65536  # --range: bins over [LO, HI], as many as 16-bit data have values
+
+
+_EXACT = "has exact histograms (drop --range)"
 
 
 def choose(name: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -104,6 +110,20 @@ def percentile_list(value: object) -> tuple[float, ...]:
     return tuple(sorted(set(qs)))
 
 
+def range_pair(value: object) -> tuple[float, float]:
+    """``LO,HI`` (a string or two numbers) with finite LO < HI, -0.0 read as 0.0, and a width
+    float64 bins can be computed over; ValueError otherwise."""
+    pair = float_list("range", value)
+    if len(pair) != 2:
+        raise ValueError(f"range must be two numbers LO,HI, not {value!r}")
+    lo, hi = (v + 0.0 for v in pair)  # -0.0 + 0.0 is 0.0: one spelling of zero in manifests
+    if math.isnan(lo) or math.isnan(hi) or not lo < hi:
+        raise ValueError(f"range must be LO,HI with finite LO < HI, not {value!r}")
+    if not math.isfinite(hi - lo) or not math.isfinite(RANGE_BINS / (hi - lo)):
+        raise ValueError(f"range {lo!r},{hi!r} is too wide or too narrow for float64 bins")
+    return lo, hi
+
+
 @dataclass(frozen=True)
 class MaskOptions:
     """Which pixels are valid: none equal to ``nodata`` in their channel (one value for all
@@ -139,6 +159,7 @@ class ComputeOptions:
     nodata: tuple[float, ...] | None = None  # one value, or one per channel
     percentiles: tuple[float, ...] | None = None  # None: DEFAULT_PERCENTILES
     covariance: bool = False  # the exact channel covariance, correlation and PCA too
+    value_range: tuple[float, float] | None = None  # --range LO,HI: float data histogrammed
 
     def __post_init__(self) -> None:
         if self.mode is not None:
@@ -153,6 +174,14 @@ class ComputeOptions:
         if self.mask.requested and self.device == "gpu":
             reason = "masks (--nodata, --alpha mask) are reduced on the CPU: use --device auto"
             raise DeviceError("--device gpu", reason)
+        if self.value_range is not None:
+            if self.value_range != range_pair(self.value_range):
+                raise ValueError("value_range must be (LO, HI) with finite LO < HI")
+            if self.mode is not None and get_mode(self.mode).integer:
+                raise ValueError(f"--range is for float data: mode {self.mode} {_EXACT}")
+            if self.device == "gpu":
+                reason = "float ranges (--range) are histogrammed on the CPU: use --device auto"
+                raise DeviceError("--device gpu", reason)
 
     @property
     def mask(self) -> MaskOptions:
@@ -183,6 +212,8 @@ class ComputeOptions:
             out["percentiles"] = list(self.percentiles)
         if self.covariance:
             out["covariance"] = True
+        if self.value_range is not None:
+            out["range"], out["bins"] = list(self.value_range), RANGE_BINS
         return out
 
 

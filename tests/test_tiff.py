@@ -359,3 +359,22 @@ def test_the_gdal_nodata_tag_leaves_its_pixels_out_of_every_statistic(tmp_path: 
     assert np.all(got[arrays[0].transpose(2, 0, 1) == 7] == 0)
     with pytest.raises(normstat.errors.InputError, match=r"nodata tag.*--covariance"):
         normstat.compute(tmp_path / "n", workers=1, covariance=True)
+
+
+def test_nan_in_float_tiffs_is_a_skip_or_with_nodata_nan_left_out(tmp_path: Path) -> None:
+    """A NaN pixel makes a float image a skip, as in .npy stacks; with --nodata nan its other
+    pixels count, never zeros in place of the image (tifffile's and Pillow's routes)."""
+    arrays = []
+    for i, bands in enumerate((5, 1)):
+        a = RNG.uniform(1.0, 2.0, (6, 7, bands)).astype(np.float32)
+        a[: 2 + i, 0, :] = np.nan
+        tifffile.imwrite(tmp_path / f"f{i}.tif", a if bands > 1 else a[..., 0])
+        arrays.append(a)
+    for i, a in enumerate(arrays):
+        skipped = normstat.compute(tmp_path / f"f{i}.tif", workers=1, nodata="nan")
+        valid = a[~np.isnan(a[..., 0])].astype(np.float64)
+        assert skipped.images == 1 and skipped.data["pixels_valid"][0] == valid.shape[0]
+        assert skipped.data["raw"]["mean"] == pytest.approx(valid.mean(axis=0), rel=1e-12)
+        assert skipped.data["raw"]["min"][0] >= 1.0  # no zero-filled image counted
+        with pytest.raises(normstat.errors.InputError, match="non-finite pixel values"):
+            normstat.compute(tmp_path / f"f{i}.tif", workers=1)

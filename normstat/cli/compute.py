@@ -7,7 +7,7 @@ import typer
 from normstat import api
 from normstat.fileops import replaceable
 from normstat.modes import MODES
-from normstat.options import float_list, percentile_list
+from normstat.options import float_list, percentile_list, range_pair
 
 from .base import app, capped_workers, errors
 from .console import Reporter, covariance_lines, stats_table
@@ -80,6 +80,13 @@ def compute(
         metavar="Q[,Q...]",
         help="The percentiles to report (0-100); default 0.5,1,5,50,95,99,99.5.",
     ),
+    value_range: str | None = typer.Option(
+        None,
+        "--range",
+        callback=lambda v: _checked(lambda _, x: range_pair(x), "range", v),
+        metavar="LO,HI",
+        help="Float data: histogram [LO, HI] in 65536 bins for percentiles (to one bin width).",
+    ),
     max_pixels: int = typer.Option(
         api.DEFAULT_MAX_PIXELS, min=1, help="Skip images larger than this (decompression bombs)."
     ),
@@ -123,6 +130,7 @@ def compute(
             nodata=nodata,
             percentiles=percentiles,
             covariance=covariance,
+            value_range=value_range,
         )
     replaceable(output, "stats manifest", "normstat/stats@")  # and again: it took a while
     stats.save(output)

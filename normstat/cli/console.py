@@ -138,6 +138,11 @@ def _fmt(values: list[Any], digits: int = 4) -> list[str]:
     return [f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in values]
 
 
+def _pct(value: Any) -> str:
+    """An integer percentile as it is; a float one (a bin edge) to 6 digits; a tail's name."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def stats_table(stats: Stats) -> Table:
     d = stats.data
     raw = d.get("raw", {})
@@ -167,7 +172,7 @@ def stats_table(stats: Stats) -> Table:
             *_fmt([d.get("min", [None] * (i + 1))[i], d.get("max", [None] * (i + 1))[i]]),
         ]
         if pct:
-            row.append(" / ".join(str(pct[k][i]) for k in shown))
+            row.append(" / ".join(_pct(pct[k][i]) for k in shown))
         if "pixels_valid" in d:
             row.append(f"{d['pixels_valid'][i]:,}")
         table.add_row(*row)

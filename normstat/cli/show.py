@@ -58,8 +58,15 @@ def show(
         rep.info(f"wrote {plot}")
     if format == "text":
         rep.out.print(stats_table(stats))
-        if stats.data["dtype"] == "float32":
+        if stats.data["dtype"] == "float32" and "range" not in stats.data:
             rep.say("No percentiles: float data have no histogram.")
+        if "range" in stats.data:
+            rng = stats.data["range"]
+            rep.say(
+                f"Float percentiles: lower edges of {rng['bins']} bins of width "
+                f"{rng['width']:.6g} over [{rng['lo']:g}, {rng['hi']:g}] (the true value lies "
+                f"in [edge, edge + width)); below {rng['below']}, above {rng['above']} pixels."
+            )
         for line in covariance_lines(stats):
             rep.say(line)
         for s in stats.skipped:

@@ -11,14 +11,15 @@ from typing import Any
 from normstat._version import __version__
 from normstat.fingerprints import Fingerprints
 from normstat.readers import Skipped
-from normstat.reduce import DatasetMoments
+from normstat.reduce import PERCENTILES, DatasetMoments
 
+from .ranges import range_block, range_of
 from .validate import SCHEMA, SCHEMA_V2
 
 __all__ = ["document", "files_digest", "schema_of"]
 
 # Options whose statistics an @1 reader would misread: masks, chosen percentiles, a float range.
-V2_OPTIONS = ("nodata", "percentiles")
+V2_OPTIONS = ("nodata", "percentiles", "range")
 NO_FLOAT_PERCENTILES = "float data have no histogram, hence no percentiles"
 
 
@@ -60,13 +61,18 @@ def document(
     schema = schema_of(moments, options)
     percentiles = options.get("percentiles")
     summary = moments.summary(*([tuple(percentiles)] if percentiles is not None else []))
+    spec = None if mode.integer else range_of(options)
+    ranged: dict[str, Any] = {}
+    if spec is not None and moments.hist is not None:
+        qs = tuple(percentiles) if percentiles is not None else PERCENTILES
+        ranged["range"], summary["raw"]["percentiles"] = range_block(moments.hist, spec, qs)
     valid: dict[str, Any] = {}
     if schema == SCHEMA_V2:
         valid = {
             "pixels_valid": [m.count for m in moments.moments],
             "images_valid": list(moments.images_valid),
         }
-        if not mode.integer:  # said, not left to be guessed from a missing key
+        if not mode.integer and spec is None:  # said, not left to be guessed from a missing key
             valid["note"] = NO_FLOAT_PERCENTILES
     return {
         "schema": schema,
@@ -82,6 +88,7 @@ def document(
         "pixels": moments.pixels,
         **valid,
         **summary,
+        **ranged,
         "modes": dict(sorted(natives.items())),
         "converted": {k: v for k, v in sorted(natives.items()) if k != mode.name},
         "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],

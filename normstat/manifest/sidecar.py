@@ -73,12 +73,13 @@ def _write_member(
 
 
 def read_sidecar(
-    fh: BinaryIO, size: int, roots: list[str], rows: int, mode: Mode
+    fh: BinaryIO, size: int, roots: list[str], rows: int, mode: Mode, float_bins: int | None = None
 ) -> tuple[Fingerprints, np.ndarray | None]:
     """The fingerprints of ``rows`` contributors (and the histogram) from the open sidecar
     ``fh`` of ``size`` bytes; NpzError naming what is wrong. Every array's dtype and shape is
     checked from its header before it is read, and every stored path must stay inside its root
-    (check joins them with ``roots`` and opens them)."""
+    (check joins them with ``roots`` and opens them). ``float_bins``: the histogram's width
+    for float data (``--range``: B + 2), which have none otherwise."""
     npz = StoredNpz(fh, size)
     try:
         missing = [k for k in REQUIRED if k not in npz]
@@ -102,28 +103,32 @@ def read_sidecar(
             npz.array("width", "uint32", rows_of),
             npz.array("phash", "uint64", rows_of) if "phash" in npz else None,
         )
-        hist = _histogram(npz, mode)
+        hist = _histogram(npz, mode, float_bins)
     finally:
         npz.close()
     return fp, hist
 
 
-def read_histogram(fh: BinaryIO, size: int, mode: Mode) -> np.ndarray | None:
+def read_histogram(
+    fh: BinaryIO, size: int, mode: Mode, float_bins: int | None = None
+) -> np.ndarray | None:
     """Only the dataset histogram (None when the sidecar has none) from the open sidecar: a
     plot needs no fingerprint table, which is 60 MB at a million images."""
     npz = StoredNpz(fh, size)
     try:
-        return _histogram(npz, mode)
+        return _histogram(npz, mode, float_bins)
     finally:
         npz.close()
 
 
-def _histogram(npz: StoredNpz, mode: Mode) -> np.ndarray | None:
+def _histogram(npz: StoredNpz, mode: Mode, float_bins: int | None = None) -> np.ndarray | None:
+    """Integer modes: C × their bins; float modes: C × ``float_bins`` over a --range, or none."""
     if "histogram" not in npz:
         return None
-    if not mode.integer:
+    if not mode.integer and float_bins is None:
         raise NpzError(f"holds a histogram, but mode {mode.name} has none")
-    hist = npz.array("histogram", "int64", _exact((len(mode.channels), mode.bins)))
+    bins = mode.bins if mode.integer else int(float_bins or 0)
+    hist = npz.array("histogram", "int64", _exact((len(mode.channels), bins)))
     if bool(np.any(hist < 0)):
         raise NpzError("histogram holds a negative count")
     return hist

@@ -17,6 +17,7 @@ import numpy as np
 from normstat.modes import Mode
 
 from .covariance import check_covariance
+from .ranges import check_range_histogram
 from .values import Reader
 
 __all__ = ["FLOAT32_MAX", "STD_FLOOR", "check_histogram", "check_statistics", "valid_counts"]
@@ -197,6 +198,9 @@ def _ranges(r: Reader, data: dict[str, Any], mode: Mode, mean_raw: list[float]) 
 def check_histogram(r: Reader, hist: np.ndarray, data: dict[str, Any]) -> None:
     """The sidecar's histogram must be the one ``state`` and ``raw.min``/``max`` came from:
     merge adds histograms, and percentiles are read from them."""
+    if "range" in data["options"]:
+        check_range_histogram(r, hist, data)
+        return
     state = data["state"]
     valid, _ = valid_counts(data, len(hist))
     for c, row in enumerate(hist):

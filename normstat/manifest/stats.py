@@ -106,7 +106,8 @@ class Stats:
     def partial(self) -> DatasetMoments:
         """The exact mergeable statistics back from ``state`` (and the sidecar's histogram)."""
         mode = self.dataset_mode()
-        if mode.integer and self.histogram is None:
+        ranged = "range" in self.data["options"]  # float data histogrammed over --range
+        if (mode.integer or ranged) and self.histogram is None:
             raise ManifestError(self.path, "fingerprint sidecar lacks the histogram to merge")
         raw = self.data.get("raw", {})
         return DatasetMoments.from_state(
@@ -213,9 +214,10 @@ def _sidecar(
                 return None, None
             fh.seek(0)
             mode = get_mode(data["mode"])
+            bins = data["range"]["bins"] + 2 if "range" in data else None
             if parse == "histogram":
-                return None, read_histogram(fh, size, mode)
-            return read_sidecar(fh, size, list(data["sources"]), data["images"], mode)
+                return None, read_histogram(fh, size, mode, bins)
+            return read_sidecar(fh, size, list(data["sources"]), data["images"], mode, bins)
         except OSError as exc:
             raise ManifestError(path, f"fingerprint sidecar {name} cannot be read: {exc}") from None
         except NpzError as exc:

@@ -11,6 +11,7 @@ from normstat.modes import MAX_BANDS, Mode, get_mode
 from normstat.options import ALPHAS, DEVICES, NPY_LAYOUTS, percentile_list
 from normstat.reduce import PERCENTILES
 
+from .ranges import check_range_options, check_range_report
 from .sidecar import SIDECAR_FORMAT
 from .statistics import check_statistics
 from .values import Reader
@@ -86,6 +87,8 @@ def validate(data: Any, path: str) -> None:
             r.integers(r.key(data, key, "manifest"), key, n, 1, top)
     elif "pixels_valid" in data or "images_valid" in data or "percentiles" in data["options"]:
         r.fail(f"valid counts and chosen percentiles need schema {SCHEMA_V2!r}")
+    elif "range" in data["options"] or "range" in data:
+        r.fail(f"a float range needs schema {SCHEMA_V2!r}")
     for key in ("mean", "std", "std_per_image_mean"):
         values = r.numbers(data[key], key, n)
         if key != "mean" and any(v < 0 for v in values):
@@ -93,7 +96,9 @@ def validate(data: Any, path: str) -> None:
     for key in ("min", "max"):
         if key in data:
             r.numbers(data[key], key, n)
-    _raw(r, data["raw"], mode, percentiles_of(data["options"]))
+    ranged = "range" in data["options"] and not mode.integer  # its percentiles: ranges.py
+    _raw(r, data["raw"], mode, percentiles_of(data["options"]), ranged)
+    check_range_report(r, data, mode, percentiles_of(data["options"]))
     _skipped(r, data["skipped"])
     files = r.obj(data["files"], "files")
     if r.integer(r.key(files, "count", "files"), "files.count") != images:
@@ -175,14 +180,18 @@ def _options(r: Reader, options: Any) -> None:
                 raise ValueError
         except ValueError:
             r.fail("'options.percentiles' must be sorted, distinct numbers in [0, 100]")
+    if "range" in options:
+        check_range_options(r, options)
 
 
-def _raw(r: Reader, raw: Any, mode: Mode, percentiles: tuple[float, ...]) -> None:
+def _raw(
+    r: Reader, raw: Any, mode: Mode, percentiles: tuple[float, ...], ranged: bool = False
+) -> None:
     raw = r.obj(raw, "raw")
     n = len(mode.channels)
     for key in ("mean", "var", "std", "std_per_image_mean", "min", "max"):
         r.numbers(r.key(raw, key, "raw"), f"raw.{key}", n)
-    if "percentiles" not in raw:
+    if "percentiles" not in raw or ranged:
         return
     pct = r.obj(raw["percentiles"], "raw.percentiles")
     keys = [f"{q:g}" for q in percentiles]

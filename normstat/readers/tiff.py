@@ -192,10 +192,7 @@ def _image(group: list[Any], layout: Layout, size: int) -> np.ndarray | str:
         arr = np.concatenate(parts, axis=2)
     else:
         arr = parts[0]
-    arr = orient(arr.astype(work_dtype(layout.stored), copy=False), layout.orientation)
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        return NON_FINITE
-    return arr
+    return orient(arr.astype(work_dtype(layout.stored), copy=False), layout.orientation)
 
 
 def _compatible(probe: TiffProbe, target: Mode) -> str | None:
@@ -213,10 +210,10 @@ def _batch(
     n = stop - start
     if probe.layout is None:  # Pillow's one image
         f.seek(0)
-        opts = ReadOptions(probe.max_pixels, probe.keep_alpha)
+        opts = ReadOptions(probe.max_pixels, probe.keep_alpha, allow_nan=True)  # judged below
         dec = PILLOW.load(f, "", target, opts)[1]
         if isinstance(dec, Decoded):
-            return dec.pixels[None], [None]
+            return _finite(dec.pixels[None], [None])
         return None, [dec.reason if dec is not None else "unreadable"]
     why = _compatible(probe, target)
     if why:
@@ -242,7 +239,18 @@ def _batch(
     converted = convert(batch, target)
     if isinstance(converted, str):
         return None, [converted] * n
-    return converted, reasons
+    return _finite(converted, reasons)
+
+
+def _finite(pixels: np.ndarray, reasons: list[str | None]) -> tuple[np.ndarray, list[str | None]]:
+    """Float images with a NaN or infinity do not contribute (as .npy stacks): said per image,
+    with its pixels kept, so that a NaN nodata mask can still take them (reduce.masks)."""
+    if pixels.dtype.kind != "f":
+        return pixels, reasons
+    finite = np.isfinite(pixels).all(axis=(1, 2, 3))
+    return pixels, [
+        why or (None if ok else NON_FINITE) for why, ok in zip(reasons, finite, strict=True)
+    ]
 
 
 class TiffReader:

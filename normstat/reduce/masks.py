@@ -22,6 +22,7 @@ from normstat.options import MaskOptions
 from .batch import BatchMoments
 from .histograms import histograms
 from .moments import FloatMoments, IntMoments, float_partial, int_partials
+from .ranges import FloatRange, range_histograms
 
 __all__ = [
     "NAN_LEFT",
@@ -79,10 +80,11 @@ def masked_partials(
     mode: Mode,
     nodata: tuple[float, ...] | None,
     opaque: np.ndarray | None,
+    spec: FloatRange | None = None,
 ) -> tuple[tuple[Moments, ...], np.ndarray | None] | str:
     """One H×W×C image's per-channel partials over its valid pixels, and its histograms
-    (integer modes); a str says why the image cannot contribute (a NaN in a channel whose
-    nodata is not NaN)."""
+    (integer modes, or float ones over ``spec``'s range); a str says why the image cannot
+    contribute (a NaN in a channel whose nodata is not NaN)."""
     channels = pixels.shape[-1]
     if mode.integer:
         if opaque is None:
@@ -111,21 +113,28 @@ def masked_partials(
         if opaque is not None:
             keep = opaque if keep is None else keep & opaque
         moments.append(float_partial(x if keep is None else x[keep]))
-    return tuple(moments), None
+    if spec is None:
+        return tuple(moments), None
+    return tuple(moments), range_histograms(pixels, spec, nodata, opaque)
 
 
 def masked_batch(
-    pixels: np.ndarray, mode: Mode, mask: MaskOptions, tag: float | None = None
+    pixels: np.ndarray,
+    mode: Mode,
+    mask: MaskOptions,
+    tag: float | None = None,
+    spec: FloatRange | None = None,
 ) -> tuple[BatchMoments, list[str | None]]:
     """``masked_partials`` of each image of a B×H×W×C batch (read in ``alpha_mode`` when the
     mask uses alpha), the summed histogram, and per image why it cannot contribute; ``tag``:
-    the file's own nodata value, used when the mask gives none."""
-    total = np.zeros((len(mode.channels), mode.bins), dtype=np.int64) if mode.integer else None
+    the file's own nodata value, used when the mask gives none; ``spec``: float data's range."""
+    bins = mode.bins if mode.integer else None if spec is None else spec.bins + 2
+    total = None if bins is None else np.zeros((len(mode.channels), bins), dtype=np.int64)
     moments: list[tuple[Moments, ...]] = []
     reasons: list[str | None] = []
     for px in pixels:
         colour, opaque = split_alpha(px, mask.alpha)
-        got = masked_partials(colour, mode, mask.for_channels(colour.shape[-1], tag), opaque)
+        got = masked_partials(colour, mode, mask.for_channels(colour.shape[-1], tag), opaque, spec)
         if isinstance(got, str):
             reasons.append(got)
             continue

@@ -32,10 +32,14 @@ class Accumulator:
         strict: bool,
         manifest_root: Callable[[str], str],
         covariance: bool = False,
+        float_bins: int | None = None,
     ) -> None:
         self.mode = mode
+        hist = None  # integer modes: their exact histogram; float ones: over --range, if given
+        if float_bins is not None and not mode.integer:
+            hist = np.zeros((len(mode.channels), float_bins), dtype=np.int64)
         cross = CrossMoments(len(mode.channels), mode.integer) if covariance else None
-        self.moments = DatasetMoments(mode, cross=cross)
+        self.moments = DatasetMoments(mode, hist=hist, cross=cross)
         self.natives: Counter[str] = Counter()
         self.skips = Skips(strict)
         self.rows = FingerprintRows(manifest_root)

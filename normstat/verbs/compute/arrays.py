@@ -17,6 +17,7 @@ from normstat.reduce import FloatMoments, IntMoments, histograms, int_partial
 from normstat.reduce.batch import MAX_EXACT_PIXELS, BatchMoments, reduce_batch
 from normstat.reduce.covariance import cross_products
 from normstat.reduce.masks import NAN_LEFT, alpha_mode, masked_batch, split_alpha
+from normstat.reduce.ranges import FloatRange, range_histograms
 from normstat.sources import Item, Source
 from normstat.verbs.common import ImageRef, open_item, probe_item
 
@@ -50,6 +51,7 @@ class ArrayTask:
     reduce: bool
     mask: MaskOptions | None = None  # masks are reduced here, on the CPU (reduce is True)
     covariance: bool = False
+    value_range: FloatRange | None = None  # float data histogrammed over it, on the CPU too
 
     def ref(self, index: int) -> ImageRef:
         return ImageRef(self.item, index, self.probe.stacked)
@@ -88,6 +90,7 @@ def array_tasks(
     reduce: bool,
     mask: MaskOptions | None = None,
     covariance: bool = False,
+    spec: FloatRange | None = None,
 ) -> list[ArrayTask]:
     """The stack cut into batches of about CPU_BATCH_BYTES (DEVICE_BATCH_BYTES for the device)."""
     image_bytes = max(1, probe.nbytes // probe.count)  # type: ignore[attr-defined]
@@ -95,7 +98,16 @@ def array_tasks(
     step = max(1, budget // image_bytes)
     return [
         ArrayTask(
-            source, item, probe, i, min(i + step, probe.count), mode_name, reduce, mask, covariance
+            source,
+            item,
+            probe,
+            i,
+            min(i + step, probe.count),
+            mode_name,
+            reduce,
+            mask,
+            covariance,
+            spec,
         )
         for i in range(0, probe.count, step)
     ]
@@ -136,6 +148,8 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
             reduced = reduce_on_cpu(valid, mode)
             attach(outcomes, keep, reduced)
             hist = reduced.hist
+            if task.value_range is not None and not mode.integer:
+                hist = range_histograms(valid, task.value_range)
             if task.covariance:
                 for i in keep:
                     products = cross_products(pixels[i], mode.integer)
@@ -159,7 +173,8 @@ def _masked_chunk(
     keep = [i for i, r in enumerate(reasons) if r is None]
     hist = None
     if pixels is not None and keep:
-        reduced, why = masked_batch(pixels[keep], mode, mask, tag)
+        spec = None if mode.integer else task.value_range
+        reduced, why = masked_batch(pixels[keep], mode, mask, tag, spec)
         for i, reason in zip(keep, why, strict=True):
             reasons[i] = reason
         hist = reduced.hist

@@ -19,6 +19,7 @@ from normstat.readers import Decoded, Probe, Skipped, unreadable
 from normstat.reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
 from normstat.reduce.covariance import cross_products
 from normstat.reduce.masks import alpha_mode, masked_partials, split_alpha
+from normstat.reduce.ranges import FloatRange, range_histograms
 from normstat.sources import Item, Shard, Source
 from normstat.verbs.common import reader_of
 
@@ -39,6 +40,7 @@ class FileTask:
     read: ReadOptions
     mask: MaskOptions | None = None  # None: no mask asked for (a file's nodata tag still is)
     covariance: bool = False
+    value_range: FloatRange | None = None  # float data histogrammed over it (--range)
 
     def read_mode(self, mode: Mode) -> Mode:
         """The mode images are decoded in: with their alpha channel for an alpha mask."""
@@ -69,28 +71,30 @@ def _loaded(task: FileTask, mode: Mode) -> Iterator[tuple[Item, Loaded]]:
 
 
 def masked(
-    dec: Decoded, mode: Mode, mask: MaskOptions | None, name: str
+    dec: Decoded, mode: Mode, mask: MaskOptions | None, name: str, spec: FloatRange | None = None
 ) -> tuple[Decoded, tuple[IntMoments | FloatMoments, ...], np.ndarray | None] | Skipped:
     """The image's colour pixels (the alpha channel of an alpha mask removed) and its partials
     over its valid pixels, or why it cannot contribute."""
     mask = mask or MaskOptions()
     colour, opaque = split_alpha(dec.pixels, mask.alpha)
     nodata = mask.for_channels(colour.shape[-1], dec.nodata)
-    got = masked_partials(colour, mode, nodata, opaque)
+    got = masked_partials(colour, mode, nodata, opaque, spec)
     if isinstance(got, str):
         return Skipped(name, got)
     return Decoded(colour, dec.native), *got
 
 
 def partials(
-    dec: Decoded, mode: Mode
+    dec: Decoded, mode: Mode, spec: FloatRange | None = None
 ) -> tuple[tuple[IntMoments | FloatMoments, ...], np.ndarray | None]:
-    """One image's per-channel partials, and its histograms (integer modes)."""
+    """One image's per-channel partials, and its histograms (integer modes, or float ones
+    over ``spec``'s range)."""
     px = dec.pixels
     if mode.integer:
         hists = histograms(px, mode.bins, image=dec.image)
         return int_partials(hists), hists
-    return tuple(float_partial(px[..., c]) for c in range(px.shape[2])), None
+    moments = tuple(float_partial(px[..., c]) for c in range(px.shape[2]))
+    return moments, None if spec is None else range_histograms(px, spec)
 
 
 def _outcome(
@@ -109,7 +113,9 @@ def reduce_chunk(task: FileTask) -> ChunkResult:
     """Probe and reduce each item from one open; the caller checks the mode guess afterwards.
     Perceptual hashes are computed for the whole chunk at once from the images' thumbnails."""
     mode = get_mode(task.mode_name)
-    total = np.zeros((len(mode.channels), mode.bins), dtype=np.int64) if mode.integer else None
+    spec = None if mode.integer else task.value_range
+    bins = mode.bins if mode.integer else None if spec is None else spec.bins + 2
+    total = None if bins is None else np.zeros((len(mode.channels), bins), dtype=np.int64)
     result = ChunkResult([], [], total)
     thumbs: list[np.ndarray] = []
     where: list[int] = []
@@ -123,13 +129,13 @@ def reduce_chunk(task: FileTask) -> ChunkResult:
             if task.covariance:  # its diagonal would be over all pixels, the variances not
                 why = "has a nodata tag: --covariance cannot be combined with masks"
                 raise InputError(item.path, why)
-            got = masked(outcome, mode, task.mask, item.path)
+            got = masked(outcome, mode, task.mask, item.path, spec)
             if isinstance(got, Skipped):
                 outcome = got
             else:
                 outcome, moments, hists = got
         elif isinstance(outcome, Decoded):
-            moments, hists = partials(outcome, mode)
+            moments, hists = partials(outcome, mode, spec)
         if not isinstance(outcome, Decoded):
             result.outcomes.append(outcome)
             continue

@@ -22,7 +22,7 @@ import numpy as np
 from normstat._version import __version__
 from normstat.errors import OutputError
 from normstat.fileops import atomic_write_bytes, open_regular
-from normstat.options import ComputeOptions, MaskOptions
+from normstat.options import RANGE_BINS, ComputeOptions, MaskOptions
 from normstat.readers import Skipped
 from normstat.reduce import FloatMoments, IntMoments
 from normstat.sources import Item, Shard
@@ -72,6 +72,8 @@ class Partials:
             ident["npy_layout"] = None if read is None else read.npy_layout
             if opts is not None and opts.mask.requested:
                 ident["masks"] = [_mask_ident(opts.mask), None]
+            if opts is not None and opts.value_range is not None:  # absent otherwise: names kept
+                ident["value_range"] = [*map(repr, opts.value_range), RANGE_BINS]
             items = None if chunk.items is None else [[i.root, i.rel] for i in chunk.items]
             ident["shard"] = [chunk.root, chunk.rel, chunk.version, items]
             if opts is not None and opts.covariance:
@@ -86,6 +88,9 @@ class Partials:
                 ident["masks"] = [_mask_ident(chunk.mask), None]
             if chunk.covariance:
                 ident["covariance"] = True
+            if chunk.value_range is not None:
+                spec = chunk.value_range
+                ident["value_range"] = [repr(spec.lo), repr(spec.hi), spec.bins]
         text = json.dumps(ident, sort_keys=True, ensure_ascii=True)
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 

@@ -26,6 +26,7 @@ from normstat.options import ComputeOptions, MaskOptions, ReadOptions
 from normstat.readers import Probe, Skipped, unreadable
 from normstat.reduce.device import plan
 from normstat.reduce.masks import alpha_mode, check_nodata
+from normstat.reduce.ranges import FloatRange
 from normstat.sources import Item, Shard, Source
 from normstat.verbs.common import Progress, reader_of, reading, run_chunks, tick
 
@@ -106,8 +107,8 @@ def compute(
         raise DeviceError(
             "--device gpu", "the covariance is reduced on the CPU only (--covariance)"
         )
-    masks = opts.mask.requested  # reduced on the CPU (ComputeOptions refuses --device gpu)
-    device = "cpu" if masks or opts.covariance else opts.device
+    # masks, the covariance and float ranges are reduced on the CPU (--device gpu refused)
+    device = "cpu" if opts.mask.requested or opts.covariance or opts.value_range else opts.device
     files_xp = plan(device, 0).files  # --device gpu fails before anything is read
     read = opts.read
     shards = source.shards()
@@ -139,7 +140,10 @@ def compute(
             on = "cpu" if tagged is not None else device  # masked batches: on the CPU
             xp = plan(on, sum(p.nbytes for _, p in arrays)).arrays  # type: ignore[attr-defined]
             mask = opts.mask if opts.mask.requested else None
-            _add_arrays(engine, source, arrays, acc, xp, progress, partials, mask, opts.covariance)
+            spec = _spec(opts)
+            _add_arrays(
+                engine, source, arrays, acc, xp, progress, partials, mask, opts.covariance, spec
+            )
     if not counts:
         if not acc.skips.items:
             raise InputError(source.name, "no images found")
@@ -156,13 +160,20 @@ def compute(
 
 
 def _check_masks(source: Source, opts: ComputeOptions, target: Mode) -> None:
-    """InputError when the mask options cannot apply to the dataset's mode."""
+    """InputError when the mask (or range) options cannot apply to the dataset's mode."""
     try:
         check_nodata(target, opts.nodata)
         if opts.mask.alpha:
             alpha_mode(target)
     except ValueError as exc:
         raise InputError(source.name, str(exc)) from None
+    if opts.value_range is not None and target.integer:
+        reason = f"--range is for float data: mode {target.name} has exact histograms"
+        raise InputError(source.name, f"{reason} (drop --range)")
+
+
+def _spec(opts: ComputeOptions) -> FloatRange | None:
+    return None if opts.value_range is None else FloatRange(*opts.value_range)
 
 
 def _reduce_pass(
@@ -177,14 +188,21 @@ def _reduce_pass(
 ) -> tuple[Accumulator, Counter[str], list[Item]]:
     """Every shard reduced in ``target``, merged in shard order; plus the canonical mode counts
     and the items left to the batch route. ``xp`` not NumPy: reduced on the GPU here."""
-    acc = Accumulator(target, opts.strict, source.manifest_root, opts.covariance)
+    spec = _spec(opts)
+    acc = Accumulator(
+        target,
+        opts.strict,
+        source.manifest_root,
+        opts.covariance,
+        None if spec is None else spec.bins + 2,
+    )
     counts: Counter[str] = Counter()
     deferred: list[Item] = []
 
     mask = opts.mask if opts.mask.requested else None
 
     def task(shard: Shard) -> FileTask:
-        return FileTask(source, shard, target.name, opts.read, mask, opts.covariance)
+        return FileTask(source, shard, target.name, opts.read, mask, opts.covariance, spec)
 
     def reduced(todo: list[Shard]) -> Iterator[tuple[Shard, ChunkResult]]:
         if xp is np:
@@ -254,13 +272,14 @@ def _add_arrays(
     partials: Partials | None = None,
     mask: MaskOptions | None = None,
     covariance: bool = False,
+    spec: FloatRange | None = None,
 ) -> None:
     """Reduce stacks in batches (after the single-image files, in item order): in the workers
     with NumPy, or fingerprinted there and reduced here on the device."""
     tasks = [
         task
         for item, p in arrays
-        for task in array_tasks(source, item, p, acc.mode.name, xp is np, mask, covariance)
+        for task in array_tasks(source, item, p, acc.mode.name, xp is np, mask, covariance, spec)
     ]
 
     def reduced(todo: list[ArrayTask]) -> Iterator[tuple[ArrayTask, ChunkResult]]:

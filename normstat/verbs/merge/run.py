@@ -39,7 +39,10 @@ def _comparable(stats: Stats) -> dict[str, Any]:
         "channels": data["channels"],
         "dtype": data["dtype"],
         "max_value": data["max_value"],
-        **{f"options.{k}": v for k, v in sorted(options.items())},
+        # options.bins after options.range: a part without a range is named by its range
+        **{
+            f"options.{k}": v for k, v in sorted(options.items(), key=lambda i: (i[0] == "bins", i))
+        },
     }
 
 
