@@ -5,7 +5,8 @@ pypng (a core dependency) decodes them in Python: ~70 ms for a 500×375 RGB imag
 depend on which is installed, so libpng only gets files pypng would read too: pypng's own chunk
 reader walks the file to IEND first (same CRC, length and metadata checks), zlib must give
 exactly the image's bytes, and libpng is handed a rebuilt IHDR + IDAT + IEND file (no ancillary
-chunk to warn about on stderr). Anything else (interlaced files, for which libpng prints a
+chunk to warn about on stderr; the inflated bytes re-wrapped in stored deflate blocks, so they
+are inflated once). Anything else (interlaced files, for which libpng prints a
 warning; a stream with extra or missing data; any libpng error) is pypng's, whose error is then
 the skip reason, as before.
 
@@ -116,13 +117,14 @@ def _clean(data: bytes) -> tuple[bytes, int, int, int, tuple[int, ...] | None] |
     compressed = b"".join(idat)
     try:  # exactly the image's bytes, and the stream ends with the data (pypng tolerates less)
         stream = zlib.decompressobj()
-        got = len(stream.decompress(compressed, expected + 1))
+        raw = stream.decompress(compressed, expected + 1)
     except zlib.error:
         return None
-    if got != expected or not stream.eof or stream.unused_data or stream.unconsumed_tail:
+    if len(raw) != expected or not stream.eof or stream.unused_data or stream.unconsumed_tail:
         return None
     header = struct.pack("!2I5B", width, height, 16, reader.color_type, 0, 0, 0)
-    rebuilt = _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", compressed)
+    stored = zlib.compress(raw, 0)  # inflated once here; libpng only copies stored blocks
+    rebuilt = _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", stored)
     transparent = getattr(reader, "transparent", None) if reader.trns else None
     return rebuilt + _chunk(b"IEND", b""), height, width, planes, transparent
 
