@@ -260,11 +260,13 @@ def test_missing_extra_names_the_pip_install(
     stats_reason = None
     try:
         reader = reader_for(b"II*\x00" + b"\x00" * 12)
-        skip = reader.probe(io.BytesIO(b""), "a.tif", OPTS)
+        skip = reader.probe(io.BytesIO((tmp_path / "a.tif").read_bytes()), "a.tif", OPTS)
         stats_reason = skip.reason
     finally:
         registry._loaded.pop("tiff", None)
-    assert stats_reason == "tiff files need tifffile; pip install 'normstat[formats]'"
+    assert stats_reason == (  # 4 pages of 4×5 (tifffile's reading of the array)
+        "TIFF of several pages: tiff files need tifffile; pip install 'normstat[formats]'"
+    )
 
 
 # ---------------------------------------------------------------- end to end

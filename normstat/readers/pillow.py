@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from normstat.modes import Mode
 from normstat.options import ReadOptions
 
-from . import jpeg, png
+from . import jpeg, png, png16
 from .base import Decoded, Probe, Skipped, unreadable
 from .convert import convert, oriented
 from .limits import ALLOWANCE, HEADER_BUDGET, Window, file_size, mib, oversized
@@ -221,13 +221,9 @@ def _large_file(fh: IO[bytes], path: str, size: int, max_pixels: int | None) -> 
 
 
 def _read_png16(fh: IO[bytes]) -> np.ndarray:
-    """Exact 16-bit PNG samples (H×W×planes, uint16) via pypng."""
-    import png  # pypng
-
+    """Exact 16-bit PNG samples (H×W×planes, uint16): libpng when installed, else pypng."""
     fh.seek(0)
-    width, height, rows, info = png.Reader(file=fh).asDirect()
-    arr = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
-    return arr.reshape(height, width, info["planes"])
+    return png16.decode(fh.read())
 
 
 def _converted(arr: np.ndarray, target: Mode) -> np.ndarray:

@@ -23,19 +23,25 @@ HEAD = 16  # bytes read to choose a reader
 @dataclass(frozen=True)
 class Entry:
     """A reader module (exposing ``READER``), the file starts it claims (none: every other
-    file), and the extra of normstat that installs what it imports."""
+    file), the extra of normstat that installs what it imports, and a module whose
+    ``without_extra(reason)`` reads what it can of those files while the extra is missing."""
 
     name: str
     module: str
     magics: tuple[bytes, ...] = ()
     extra: str | None = None
+    fallback: str | None = None
 
 
 # First match wins; the entry without magics takes the rest (Pillow sniffs dozens of formats).
 ENTRIES: list[Entry] = [
     Entry("npy", "normstat.readers.npy", (b"\x93NUMPY",)),
     Entry(
-        "tiff", "normstat.readers.tiff", (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"), "formats"
+        "tiff",
+        "normstat.readers.tiff",
+        (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+        "formats",
+        "normstat.readers.tiffpillow",
     ),
     Entry("pillow", "normstat.readers.pillow"),
 ]
@@ -86,7 +92,10 @@ def _load(entry: Entry) -> Reader:
         except ImportError as exc:
             if entry.extra is None:
                 raise  # a core dependency is missing: the installation is broken
-            reader = MissingExtra(entry, exc)
+            missing = MissingExtra(entry, exc)
+            reader = missing
+            if entry.fallback is not None:
+                reader = importlib.import_module(entry.fallback).without_extra(missing.reason)
         _loaded[entry.name] = reader
     return reader
 
