@@ -13,6 +13,7 @@ from .base import app, capped_workers, errors
 from .console import Reporter, covariance_lines, stats_table
 from .params import (
     Alphas,
+    Colors,
     Column,
     Debug,
     Devices,
@@ -92,6 +93,11 @@ def compute(
         "--covariance",
         help="Also the exact channel covariance, correlation and PCA (for PCA lighting, ZCA).",
     ),
+    color: Colors | None = typer.Option(
+        None,
+        "--color",
+        help="lab: statistics of CIELAB L*, a*, b* (D65, from the RGB pixels) instead of R, G, B.",
+    ),
     quiet: bool = Quiet,
     debug: bool = Debug,
 ) -> None:
@@ -123,6 +129,7 @@ def compute(
             nodata=nodata,
             percentiles=percentiles,
             covariance=covariance,
+            color=color,
         )
     replaceable(output, "stats manifest", "normstat/stats@")  # and again: it took a while
     stats.save(output)

@@ -14,6 +14,7 @@ from normstat.manifest import Stats, document
 from normstat.modes import Mode
 from normstat.readers import Skipped
 from normstat.reduce import DatasetMoments
+from normstat.reduce.color import lab_mode
 from normstat.reduce.covariance import CrossMoments
 from normstat.verbs.common import Skips
 
@@ -24,7 +25,8 @@ __all__ = ["Accumulator"]
 
 class Accumulator:
     """The statistics (``moments``), the per-native-mode counts, the skips and the contributor
-    rows of one pass in ``mode``."""
+    rows of one pass in ``mode``; with ``color`` "lab" the statistics are of the images'
+    CIELAB values (mode LAB;F) while ``mode`` stays the one images are read in."""
 
     def __init__(
         self,
@@ -32,10 +34,13 @@ class Accumulator:
         strict: bool,
         manifest_root: Callable[[str], str],
         covariance: bool = False,
+        color: str | None = None,
     ) -> None:
         self.mode = mode
-        cross = CrossMoments(len(mode.channels), mode.integer) if covariance else None
-        self.moments = DatasetMoments(mode, cross=cross)
+        self.color = color
+        reduced = lab_mode() if color else mode
+        cross = CrossMoments(len(reduced.channels), reduced.integer) if covariance else None
+        self.moments = DatasetMoments(reduced, cross=cross)
         self.natives: Counter[str] = Counter()
         self.skips = Skips(strict)
         self.rows = FingerprintRows(manifest_root)
@@ -61,5 +66,6 @@ class Accumulator:
 
     def finish(self, options: dict[str, Any]) -> Stats:
         fp = self.rows.table()
-        data = document(self.moments, fp, self.natives, self.skips.sorted(), options)
+        decoded = self.mode.name if self.color else None
+        data = document(self.moments, fp, self.natives, self.skips.sorted(), options, decoded)
         return Stats(data, fp, self.moments.hist)

@@ -76,6 +76,8 @@ class Partials:
             ident["shard"] = [chunk.root, chunk.rel, chunk.version, items]
             if opts is not None and opts.covariance:
                 ident["covariance"] = True
+            if opts is not None and opts.color:
+                ident["color"] = opts.color
         else:
             assert isinstance(chunk, ArrayTask)
             version = chunk.source.version(chunk.item)
@@ -86,6 +88,8 @@ class Partials:
                 ident["masks"] = [_mask_ident(chunk.mask), None]
             if chunk.covariance:
                 ident["covariance"] = True
+            if chunk.color:
+                ident["color"] = chunk.color
         text = json.dumps(ident, sort_keys=True, ensure_ascii=True)
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 

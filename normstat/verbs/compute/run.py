@@ -24,6 +24,7 @@ from normstat.manifest import Stats
 from normstat.modes import MODES, Mode, get_mode
 from normstat.options import ComputeOptions, MaskOptions, ReadOptions
 from normstat.readers import Probe, Skipped, unreadable
+from normstat.reduce.color import LAB_FROM
 from normstat.reduce.device import plan
 from normstat.reduce.masks import alpha_mode, check_nodata
 from normstat.sources import Item, Shard, Source
@@ -107,7 +108,7 @@ def compute(
             "--device gpu", "the covariance is reduced on the CPU only (--covariance)"
         )
     masks = opts.mask.requested  # reduced on the CPU (ComputeOptions refuses --device gpu)
-    device = "cpu" if masks or opts.covariance else opts.device
+    device = "cpu" if masks or opts.covariance or opts.color else opts.device
     files_xp = plan(device, 0).files  # --device gpu fails before anything is read
     read = opts.read
     shards = source.shards()
@@ -139,7 +140,7 @@ def compute(
             on = "cpu" if tagged is not None else device  # masked batches: on the CPU
             xp = plan(on, sum(p.nbytes for _, p in arrays)).arrays  # type: ignore[attr-defined]
             mask = opts.mask if opts.mask.requested else None
-            _add_arrays(engine, source, arrays, acc, xp, progress, partials, mask, opts.covariance)
+            _add_arrays(engine, source, arrays, acc, xp, progress, partials, mask, opts)
     if not counts:
         if not acc.skips.items:
             raise InputError(source.name, "no images found")
@@ -147,7 +148,7 @@ def compute(
     if acc.images == 0:
         reason = acc.skips.items[0].reason if acc.skips.items else "no images"
         raise InputError(source.name, f"no image could be read (first reason: {reason})")
-    for name, m in zip(acc.mode.channels, acc.moments.moments, strict=True):
+    for name, m in zip(acc.moments.mode.channels, acc.moments.moments, strict=True):
         if m.count == 0:
             raise InputError(
                 source.name, f"channel {name} has no valid pixel (all nodata or transparent)"
@@ -156,7 +157,14 @@ def compute(
 
 
 def _check_masks(source: Source, opts: ComputeOptions, target: Mode) -> None:
-    """InputError when the mask options cannot apply to the dataset's mode."""
+    """InputError when the mask or colour options cannot apply to the dataset's mode."""
+    if opts.color and target.name not in LAB_FROM:
+        hint = " (--mode RGB reads grey images as RGB)" if target.name in ("L", "LA") else ""
+        raise InputError(
+            source.name,
+            f"--color lab needs an 8- or 16-bit RGB dataset (RGB or RGB;16), not mode "
+            f"{target.name}{hint}",
+        )
     try:
         check_nodata(target, opts.nodata)
         if opts.mask.alpha:
@@ -177,14 +185,14 @@ def _reduce_pass(
 ) -> tuple[Accumulator, Counter[str], list[Item]]:
     """Every shard reduced in ``target``, merged in shard order; plus the canonical mode counts
     and the items left to the batch route. ``xp`` not NumPy: reduced on the GPU here."""
-    acc = Accumulator(target, opts.strict, source.manifest_root, opts.covariance)
+    acc = Accumulator(target, opts.strict, source.manifest_root, opts.covariance, opts.color)
     counts: Counter[str] = Counter()
     deferred: list[Item] = []
 
     mask = opts.mask if opts.mask.requested else None
 
     def task(shard: Shard) -> FileTask:
-        return FileTask(source, shard, target.name, opts.read, mask, opts.covariance)
+        return FileTask(source, shard, target.name, opts.read, mask, opts.covariance, opts.color)
 
     def reduced(todo: list[Shard]) -> Iterator[tuple[Shard, ChunkResult]]:
         if xp is np:
@@ -253,14 +261,15 @@ def _add_arrays(
     progress: Progress | None,
     partials: Partials | None = None,
     mask: MaskOptions | None = None,
-    covariance: bool = False,
+    opts: ComputeOptions | None = None,
 ) -> None:
     """Reduce stacks in batches (after the single-image files, in item order): in the workers
     with NumPy, or fingerprinted there and reduced here on the device."""
+    covariance, color = (opts.covariance, opts.color) if opts else (False, None)
     tasks = [
         task
         for item, p in arrays
-        for task in array_tasks(source, item, p, acc.mode.name, xp is np, mask, covariance)
+        for task in array_tasks(source, item, p, acc.mode.name, xp is np, mask, covariance, color)
     ]
 
     def reduced(todo: list[ArrayTask]) -> Iterator[tuple[ArrayTask, ChunkResult]]:
