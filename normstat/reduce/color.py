@@ -9,6 +9,7 @@ is what keeps the conversion at a few milliseconds per photo (``benchmarks/color
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
@@ -45,6 +46,25 @@ def _linear(levels: int) -> np.ndarray:
     return np.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92)
 
 
+_KEEP_PIXELS = 1 << 22
+_SCRATCH = threading.local()  # per thread: Dask workers may run tasks in threads
+
+
+def _scratch(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Working planes for images of ``shape``, kept between calls: fresh ones cost a page fault
+    per 4 KB written, which doubled the conversion's time in compute."""
+    kept = getattr(_SCRATCH, "planes", None)
+    if kept is None or kept[1].shape != shape:
+        kept = (
+            np.empty((3, *shape), dtype=np.float64),
+            np.empty(shape, dtype=np.float64),
+            np.empty(shape, dtype=bool),
+        )
+        # Kept for images up to 4 megapixels (132 MB); larger ones are rare and pay the faults.
+        _SCRATCH.planes = kept if int(np.prod(shape)) <= _KEEP_PIXELS else None
+    return kept
+
+
 def rgb_to_lab(pixels: np.ndarray) -> np.ndarray:
     """H×W×3 (or B×H×W×3) uint8 or uint16 sRGB pixels as float64 L*, a*, b* (L in [0, 100]),
     the same shape, channels last (a view of three contiguous planes: each channel's reduction
@@ -53,12 +73,10 @@ def rgb_to_lab(pixels: np.ndarray) -> np.ndarray:
         raise ValueError(f"CIELAB needs 8- or 16-bit RGB pixels, not {pixels.dtype} {pixels.shape}")
     table = _linear(256 if pixels.dtype == np.uint8 else 65536)
     shape = pixels.shape[:-1]
-    rgb = np.empty((3, *shape), dtype=np.float64)
+    rgb, tmp, low = _scratch(shape)
     for c in range(3):  # contiguous float64 planes of linear light
         np.take(table, pixels[..., c], out=rgb[c])
     lab = np.empty((3, *shape), dtype=np.float64)  # f(Y), f(X), f(Z), then L*, a*, b* in place
-    tmp = np.empty(shape, dtype=np.float64)
-    low = np.empty(shape, dtype=bool)
     for t, row in zip(lab, _MATRIX[[1, 0, 2]], strict=True):
         np.multiply(rgb[0], row[0], out=t)
         for c in (1, 2):
