@@ -65,6 +65,7 @@ def compute(
     percentiles: str | Sequence[float] | None = None,
     covariance: bool = False,
     value_range: str | Sequence[float] | None = None,
+    color: str | None = None,
 ) -> Stats:
     """Statistics of every image under ``srcs`` (paths, or a ``Source``), in one streaming pass:
     each file is opened once, probed and reduced in the mode a header sample predicts; should
@@ -88,7 +89,9 @@ def compute(
     invalid pixels out of every statistic, channel by channel. ``percentiles`` chooses the
     reported percentiles of integer data (default 0.5, 1, 5, 50, 95, 99, 99.5).
     ``covariance`` adds the exact channel covariance, correlation and PCA (on the CPU; with
-    ``device="gpu"`` a DeviceError).
+    ``device="gpu"`` a DeviceError). ``color="lab"``: the statistics of the images' CIELAB
+    values (L*, a*, b*; D65, 2° observer, as scikit-image's ``rgb2lab``) instead of their RGB
+    values, for RGB datasets (8- or 16-bit); fingerprints stay those of the RGB pixels.
 
     ``value_range`` (``(lo, hi)`` or ``"lo,hi"``; the CLI's ``--range``) histograms float data
     into 65536 equal bins over [lo, hi], values outside counted as below and above: their
@@ -107,6 +110,7 @@ def compute(
         percentiles=None if percentiles is None else percentile_list(percentiles),
         covariance=covariance,
         value_range=None if value_range is None else range_pair(value_range),
+        color=color,
     )
     if retries < 0:
         raise ValueError("retries must be 0 or more")
@@ -145,6 +149,7 @@ def apply(
     progress: Progress | None = None,
     invalid: str = "zero",
     stack: bool = False,
+    color: str | None = None,
 ) -> ApplyResult:
     """Write every image of ``srcs`` as a normalized array ``OUT_DIR/<rel path>.npy`` (images
     of a stack: ``OUT_DIR/stack.npy[i].npy``).
@@ -158,6 +163,9 @@ def apply(
     ``stack``: instead, one ``OUT_DIR/stack.npy`` (N×C×H×W, or N×H×W×C for ``layout="hwc"``)
     and ``OUT_DIR/stack.txt`` naming each row's image; every image must have one size
     (InputError naming the first that differs, before anything is written).
+
+    CIELAB statistics (computed with ``color="lab"``) convert each image to CIELAB before
+    normalizing it; ``color="lab"`` here only insists on such a manifest (ManifestError else).
     """
     opts = ApplyOptions(
         scale=scale,
@@ -169,6 +177,7 @@ def apply(
         max_pixels=max_pixels,
         invalid=invalid,
         stack=stack,
+        color=color,
     )
     given = stats if isinstance(stats, Stats) else os.fspath(stats)
     source = resolve(srcs, storage_options, column)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["LUMA", "MAX_BANDS", "MODES", "Mode", "band_mode", "get_mode"]
+__all__ = ["DERIVED_MODES", "LUMA", "MAX_BANDS", "MODES", "Mode", "band_mode", "get_mode"]
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma weights, as Pillow converts RGB to L
 
@@ -62,6 +62,10 @@ MODES: dict[str, Mode] = {
     )
 }
 
+# Modes statistics are reported in but images are never decoded in: CIELAB (``--color lab``)
+# is computed from RGB pixels, so no reader, ``--mode`` or conversion targets it.
+DERIVED_MODES: dict[str, Mode] = {"LAB;F": Mode("LAB;F", ("L", "a", "b"), "float32", 1.0)}
+
 
 MAX_BANDS = 256  # a 16-bit histogram per band: 256 bands are 134 MB per worker
 MAX_BAND_NAME = 64  # characters
@@ -107,7 +111,7 @@ def _parse_band_mode(name: str) -> Mode | None:
 
 
 def get_mode(name: str) -> Mode:
-    mode = MODES.get(name) or _parse_band_mode(name)
+    mode = MODES.get(name) or DERIVED_MODES.get(name) or _parse_band_mode(name)
     if mode is None:
         choices = ", ".join(MODES)
         raise ValueError(

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from PIL import Image
 
 from .errors import DeviceError
-from .modes import get_mode
+from .modes import DERIVED_MODES, get_mode
 
 __all__ = [
     "ALPHAS",
+    "COLORS",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_PERCENTILES",
     "DEFAULT_THRESHOLD",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 ALPHAS = ("drop", "keep", "mask")
+COLORS = ("lab",)  # colour spaces statistics can be computed in besides the dataset's own
 DEVICES = ("auto", "cpu", "gpu")
 NPY_LAYOUTS = ("auto", "hwc", "nhw")
 SCALES = ("standard", "unit", "symmetric", "per-image")
@@ -160,10 +162,22 @@ class ComputeOptions:
     percentiles: tuple[float, ...] | None = None  # None: DEFAULT_PERCENTILES
     covariance: bool = False  # the exact channel covariance, correlation and PCA too
     value_range: tuple[float, float] | None = None  # --range LO,HI: float data histogrammed
+    color: str | None = None  # "lab": statistics of CIELAB L*, a*, b* (from RGB pixels)
 
     def __post_init__(self) -> None:
         if self.mode is not None:
             get_mode(self.mode)  # ValueError naming the modes
+            if self.mode in DERIVED_MODES:
+                raise ValueError(f"mode {self.mode} is not read from files: use --color lab")
+        if self.color is not None:
+            choose("color", self.color, COLORS)
+            if self.mask.requested:
+                raise ValueError(
+                    "--color lab cannot be combined with masks (--nodata, --alpha mask)"
+                )
+            if self.device == "gpu":
+                reason = "CIELAB statistics (--color lab) are reduced on the CPU: use --device auto"
+                raise DeviceError("--device gpu", reason)
         choose("alpha", self.alpha, ALPHAS)
         choose("device", self.device, DEVICES)
         choose("npy_layout", self.npy_layout, NPY_LAYOUTS)
@@ -214,6 +228,8 @@ class ComputeOptions:
             out["covariance"] = True
         if self.value_range is not None:
             out["range"], out["bins"] = list(self.value_range), RANGE_BINS
+        if self.color is not None:
+            out["color"] = self.color
         return out
 
 
@@ -230,8 +246,11 @@ class ApplyOptions:
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     invalid: str = "zero"
     stack: bool = False  # one OUT/stack.npy (N rows) and OUT/stack.txt instead of a file each
+    color: str | None = None  # "lab": insist on a CIELAB manifest (taken from it anyway)
 
     def __post_init__(self) -> None:
+        if self.color is not None:
+            choose("color", self.color, COLORS)
         choose("invalid", self.invalid, INVALIDS)
         choose("scale", self.scale, SCALES)
         choose("std", self.std, STDS)

@@ -11,6 +11,7 @@ from normstat import api
 from .base import app, capped_workers, errors
 from .console import Reporter
 from .params import (
+    Colors,
     Column,
     Debug,
     Dtypes,
@@ -51,6 +52,11 @@ def apply(
     stack: bool = typer.Option(
         False, "--stack", help="One OUT/stack.npy (N rows) and OUT/stack.txt (row names)."
     ),
+    color: Colors | None = typer.Option(
+        None,
+        "--color",
+        help="lab: require CIELAB statistics (taken from the manifest in any case).",
+    ),
     quiet: bool = Quiet,
     debug: bool = Debug,
 ) -> None:
@@ -79,6 +85,7 @@ def apply(
             column=column,
             progress=progress,
             stack=stack,
+            color=color,
         )
     for s in result.skipped:
         rep.warn(f"skipped {s.path}: {s.reason}")

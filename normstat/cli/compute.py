@@ -13,6 +13,7 @@ from .base import app, capped_workers, errors
 from .console import Reporter, covariance_lines, stats_table
 from .params import (
     Alphas,
+    Colors,
     Column,
     Debug,
     Devices,
@@ -99,6 +100,11 @@ def compute(
         "--covariance",
         help="Also the exact channel covariance, correlation and PCA (for PCA lighting, ZCA).",
     ),
+    color: Colors | None = typer.Option(
+        None,
+        "--color",
+        help="lab: statistics of CIELAB L*, a*, b* (D65, from the RGB pixels) instead of R, G, B.",
+    ),
     quiet: bool = Quiet,
     debug: bool = Debug,
 ) -> None:
@@ -131,6 +137,7 @@ def compute(
             percentiles=percentiles,
             covariance=covariance,
             value_range=value_range,
+            color=color,
         )
     replaceable(output, "stats manifest", "normstat/stats@")  # and again: it took a while
     stats.save(output)

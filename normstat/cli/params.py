@@ -11,6 +11,7 @@ import typer
 from normstat.modes import MODES, get_mode
 from normstat.options import (
     ALPHAS,
+    COLORS,
     DEVICES,
     DTYPES,
     INVALIDS,
@@ -25,6 +26,7 @@ from .snippets import FORMATS
 __all__ = [
     "SHOW_FORMATS",
     "Alphas",
+    "Colors",
     "Column",
     "Debug",
     "Devices",
@@ -72,6 +74,7 @@ SHOW_FORMATS = ("text", "json", *FORMATS)
 
 if TYPE_CHECKING:
     Alphas = str
+    Colors = str
     Devices = str
     NpyLayouts = str
     Scales = str
@@ -82,6 +85,7 @@ if TYPE_CHECKING:
     ShowFormats = str
 else:
     Alphas = Literal[ALPHAS]
+    Colors = Literal[COLORS]
     Devices = Literal[DEVICES]
     NpyLayouts = Literal[NPY_LAYOUTS]
     Scales = Literal[SCALES]

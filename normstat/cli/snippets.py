@@ -12,7 +12,24 @@ def _list(values: list[float]) -> str:
     return "[" + ", ".join(repr(float(v)) for v in values) + "]"
 
 
+_LAB_NOTE = (
+    "# CIELAB statistics (normstat compute --color lab): L in [0, 100], a/b about [-128, 127];\n"
+    "# convert each RGB image to CIELAB (D65) first, e.g. skimage.color.rgb2lab.\n"
+)
+
+
 def torchvision(stats: Stats) -> str:
+    if stats.lab:
+        return (
+            "import kornia\n"
+            "import torch\n"
+            "from torchvision.transforms import v2\n\n" + _LAB_NOTE + "transform = v2.Compose([\n"
+            "    v2.ToImage(),\n"
+            "    v2.ToDtype(torch.float32, scale=True),  # sRGB in [0, 1]\n"
+            "    v2.Lambda(kornia.color.rgb_to_lab),  # to CIELAB, the units of these statistics\n"
+            f"    v2.Normalize(mean={_list(stats.mean)}, std={_list(stats.std)}),\n"
+            "])\n"
+        )
     return (
         "import torch\n"
         "from torchvision.transforms import v2\n\n"
@@ -28,9 +45,13 @@ def keras(stats: Stats) -> str:
     raw = stats.data["raw"]
     return (
         "import keras\n\n"
-        f"# Raw pixel units ({stats.data['dtype']}, 0..{stats.data['max_value']:g}): "
-        "no Rescaling layer needed before it.\n"
-        "normalize = keras.layers.Normalization(\n"
+        + (
+            _LAB_NOTE
+            if stats.lab
+            else f"# Raw pixel units ({stats.data['dtype']}, 0..{stats.data['max_value']:g}): "
+            "no Rescaling layer needed before it.\n"
+        )
+        + "normalize = keras.layers.Normalization(\n"
         f"    axis=-1, mean={_list(raw['mean'])}, variance={_list(raw['var'])}\n"
         ")\n"
     )
@@ -39,7 +60,8 @@ def keras(stats: Stats) -> str:
 def albumentations(stats: Stats) -> str:
     return (
         "import albumentations as A\n\n"
-        "normalize = A.Normalize(\n"
+        + (_LAB_NOTE if stats.lab else "")
+        + "normalize = A.Normalize(\n"
         f"    mean={_list(stats.mean)},\n"
         f"    std={_list(stats.std)},\n"
         f"    max_pixel_value={float(stats.data['max_value'])!r},\n"

@@ -14,7 +14,7 @@ from normstat.readers import Skipped
 from normstat.reduce import PERCENTILES, DatasetMoments
 
 from .ranges import range_block, range_of
-from .validate import SCHEMA, SCHEMA_V2
+from .validate import SCHEMA, SCHEMA_V2, lab_key
 
 __all__ = ["document", "files_digest", "schema_of"]
 
@@ -55,9 +55,12 @@ def document(
     natives: Counter[str],
     skipped: list[Skipped],
     options: dict[str, Any],
+    decoded: str | None = None,
 ) -> dict[str, Any]:
-    """The manifest's JSON document; ``sidecar`` is filled in when it is saved."""
+    """The manifest's JSON document; ``sidecar`` is filled in when it is saved. ``decoded``:
+    the RGB mode images were read in when the statistics are of their CIELAB values."""
     mode, n = moments.mode, moments.images
+    color = {} if decoded is None else {"color": lab_key(decoded)}
     schema = schema_of(moments, options)
     percentiles = options.get("percentiles")
     summary = moments.summary(*([tuple(percentiles)] if percentiles is not None else []))
@@ -84,13 +87,14 @@ def document(
         "channels": list(mode.channels),
         "dtype": mode.dtype,
         "max_value": mode.max_value,
+        **color,
         "images": n,
         "pixels": moments.pixels,
         **valid,
         **summary,
         **ranged,
         "modes": dict(sorted(natives.items())),
-        "converted": {k: v for k, v in sorted(natives.items()) if k != mode.name},
+        "converted": {k: v for k, v in sorted(natives.items()) if k != (decoded or mode.name)},
         "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
         "files": {"count": n, "sha256": files_digest(fp)},
         "state": moments.to_state(counts=schema == SCHEMA_V2),

@@ -103,6 +103,22 @@ class Stats:
         except ValueError as exc:
             raise ManifestError(self.path, str(exc)) from None
 
+    def read_mode(self) -> Mode:
+        """The mode images are decoded and fingerprinted in: the manifest's mode, or for CIELAB
+        statistics (``--color lab``) the RGB mode they were converted from."""
+        color = self.data.get("color")
+        if isinstance(color, dict) and isinstance(color.get("from"), str):
+            try:
+                return get_mode(color["from"])
+            except ValueError as exc:
+                raise ManifestError(self.path, str(exc)) from None
+        return self.dataset_mode()
+
+    @property
+    def lab(self) -> bool:
+        """Whether the statistics are of CIELAB values (``--color lab``)."""
+        return self.data.get("options", {}).get("color") == "lab"
+
     def partial(self) -> DatasetMoments:
         """The exact mergeable statistics back from ``state`` (and the sidecar's histogram)."""
         mode = self.dataset_mode()

@@ -8,8 +8,9 @@ import re
 from typing import Any
 
 from normstat.modes import MAX_BANDS, Mode, get_mode
-from normstat.options import ALPHAS, DEVICES, NPY_LAYOUTS, percentile_list
+from normstat.options import ALPHAS, COLORS, DEVICES, NPY_LAYOUTS, percentile_list
 from normstat.reduce import PERCENTILES
+from normstat.reduce.color import LAB_FROM, lab_mode
 
 from .ranges import check_range_options, check_range_report
 from .sidecar import SIDECAR_FORMAT
@@ -21,6 +22,7 @@ __all__ = [
     "SCHEMA",
     "SCHEMAS",
     "SCHEMA_V2",
+    "lab_key",
     "percentiles_of",
     "plain_name",
     "validate",
@@ -79,6 +81,7 @@ def validate(data: Any, path: str) -> None:
     mode = _mode(r, data)
     _sources(r, data["sources"])
     _options(r, data["options"])
+    _color(r, data, mode)
     n = len(mode.channels)
     images = r.integer(data["images"], "images", 1)
     pixels = r.integer(data["pixels"], "pixels", images)
@@ -141,6 +144,28 @@ def _mode(r: Reader, data: dict[str, Any]) -> Mode:
     return mode
 
 
+def lab_key(decoded: str) -> dict[str, str]:
+    """The manifest's ``color``: what CIELAB statistics were converted from and how; ``from``
+    is the mode images were decoded (and fingerprinted) in, so check reads them the same way."""
+    return {"space": "CIELAB", "illuminant": "D65", "observer": "2", "from": decoded}
+
+
+def _color(r: Reader, data: dict[str, Any], mode: Mode) -> None:
+    """A CIELAB manifest says so three times, consistently: ``options.color``, mode LAB;F and
+    ``color`` (with the RGB mode check must read images in); any one alone is a defect."""
+    asked = data["options"].get("color") == "lab"
+    lab = mode == lab_mode()
+    if not asked and not lab and "color" not in data:
+        return
+    if not (asked and lab):
+        r.fail(f"'options.color' lab and mode {lab_mode().name} go together (mode {mode.name})")
+    color = r.obj(r.key(data, "color", "manifest"), "color")
+    if color.get("from") not in LAB_FROM:
+        r.fail(f"'color.from' must be one of {', '.join(LAB_FROM)}")
+    if color != lab_key(color["from"]):
+        r.fail("'color' must describe CIELAB, D65, 2° observer")
+
+
 def _sources(r: Reader, sources: Any) -> None:
     if not isinstance(sources, list) or not sources:
         r.fail("'sources' must be a non-empty list of source roots")
@@ -161,6 +186,8 @@ def _options(r: Reader, options: Any) -> None:
         r.text(options["mode"], "options.mode")
     if "column" in options:
         r.text(options["column"], "options.column")
+    if "color" in options:
+        r.choice(options["color"], "options.color", COLORS)
     for key in ("strict", "covariance"):
         if key in options and not isinstance(options[key], bool):
             r.fail(f"'options.{key}' must be true or false")

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from normstat.reduce.color import rgb_to_lab
+
 __all__ = ["Normalizer"]
 
 
@@ -24,6 +26,7 @@ class Normalizer:
     dtype: str = "float32"
     layout: str = "chw"
     invalid: float = 0.0  # written where ``valid`` is False (0, or NaN)
+    lab: bool = False  # RGB pixels converted to CIELAB first (statistics of --color lab)
 
     def coefficients(
         self, pixels: np.ndarray, valid: np.ndarray | None = None
@@ -56,6 +59,8 @@ class Normalizer:
         """Written straight into the output layout, one pass per channel: 5× faster than
         astype → multiply → add → transposed copy, and the same float32 arithmetic.
         ``valid`` (H×W×C): pixels left out by a mask are written as ``invalid``."""
+        if self.lab:
+            pixels = rgb_to_lab(pixels)
         a, b = self.coefficients(pixels, valid)
         h, w, c = pixels.shape
         if self.layout == "chw":

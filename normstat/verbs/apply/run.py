@@ -77,10 +77,11 @@ def _resolve_stats(stats: Stats | str) -> tuple[Stats | None, dict[str, Any]]:
 
 
 def _values(loaded: Stats | None, std: str) -> tuple[Mode, list[float], list[float], str]:
-    """The mode, mean and std to apply, and the .npy layout compute read arrays with."""
+    """The mode images are read in, the mean and std to apply, and the .npy layout compute
+    read arrays with."""
     if loaded is None:
         return MODES["RGB"], IMAGENET["mean"], IMAGENET["std"], "auto"
-    mode = loaded.dataset_mode()
+    mode = loaded.read_mode()
     if len(loaded.channels) != len(mode.channels):
         raise ManifestError(loaded.path, f"{len(loaded.channels)} channels for mode {mode.name}")
     sd = loaded.std if std == "pooled" else list(loaded.data["std_per_image_mean"])
@@ -99,8 +100,10 @@ def apply(
     """Every image of ``source`` as a normalized array ``OUT/<relative name>.npy``."""
     loaded, ident = _resolve_stats(stats)
     mode, mean, sd, npy_layout = _values(loaded, opts.std)
+    lab = _lab(loaded, ident, opts)
     if opts.scale == "standard":
-        for name, s in zip(mode.channels, sd, strict=True):
+        channels = loaded.channels if loaded is not None else mode.channels
+        for name, s in zip(channels, sd, strict=True):
             if not s > 0:
                 raise ManifestError(ident.get("path", "imagenet"), f"std of channel {name} is 0")
     mask = mask_of(loaded.data.get("options", {})) if loaded is not None else mask_of({})
@@ -118,6 +121,8 @@ def apply(
         options["invalid"] = opts.invalid
     if opts.stack:
         options["stack"] = True
+    if lab:
+        options["color"] = "lab"
     provenance = {
         "schema": "normstat/apply@1",
         "tool": f"normstat {__version__}",
@@ -129,7 +134,14 @@ def apply(
         _refuse_foreign(out, prov_path, provenance)
     fill = math.nan if opts.invalid == "nan" else 0.0
     normalizer = Normalizer(
-        opts.scale, mode.max_value, tuple(mean), tuple(sd), opts.dtype, opts.layout, fill
+        opts.scale,
+        1.0 if lab else mode.max_value,  # CIELAB statistics are in its own units
+        tuple(mean),
+        tuple(sd),
+        opts.dtype,
+        opts.layout,
+        fill,
+        lab,
     )
     nan = mask.nodata is not None and any(math.isnan(v) for v in mask.nodata)
     read = ReadOptions(opts.max_pixels, mode.alpha, npy_layout, nan)
@@ -228,6 +240,22 @@ def apply(
         raise none_read(source.name, skips.items)
     result.skipped = skips.sorted()
     return result
+
+
+def _lab(loaded: Stats | None, ident: dict[str, Any], opts: ApplyOptions) -> bool:
+    """Whether images are converted to CIELAB: the manifest says so (its statistics would be
+    silently wrong on RGB values); ``--color lab`` only insists on it."""
+    path = ident.get("path", "imagenet")
+    lab = loaded is not None and loaded.lab
+    if opts.color == "lab" and not lab:
+        raise ManifestError(path, "statistics were computed without --color lab")
+    if lab and opts.scale in ("unit", "symmetric"):
+        raise ManifestError(
+            path,
+            f"--scale {opts.scale} maps [0, max] pixel values, which CIELAB statistics "
+            "(--color lab) do not have: use --scale standard or per-image",
+        )
+    return lab
 
 
 def _refuse_foreign(out: str, prov_path: str, provenance: dict[str, Any]) -> None:

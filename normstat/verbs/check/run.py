@@ -47,7 +47,7 @@ def check(
     if stats.fingerprints is None:
         raise ManifestError(stats.path, "manifest has no fingerprints to check against")
     fp = stats.fingerprints
-    mode = stats.dataset_mode()
+    mode = stats.read_mode()  # CIELAB statistics: fingerprinted as their RGB pixels
     layout = str(stats.data.get("options", {}).get("npy_layout", "auto"))
     read = ReadOptions(opts.max_pixels, mode.alpha, layout)
     report = LeakReport([], 0, manifest=stats.path or "")

@@ -14,6 +14,7 @@ from normstat.manifest import Stats, document
 from normstat.modes import Mode
 from normstat.readers import Skipped
 from normstat.reduce import DatasetMoments
+from normstat.reduce.color import lab_mode
 from normstat.reduce.covariance import CrossMoments
 from normstat.verbs.common import Skips
 
@@ -24,7 +25,8 @@ __all__ = ["Accumulator"]
 
 class Accumulator:
     """The statistics (``moments``), the per-native-mode counts, the skips and the contributor
-    rows of one pass in ``mode``."""
+    rows of one pass in ``mode``; with ``color`` "lab" the statistics are of the images'
+    CIELAB values (mode LAB;F) while ``mode`` stays the one images are read in."""
 
     def __init__(
         self,
@@ -33,13 +35,16 @@ class Accumulator:
         manifest_root: Callable[[str], str],
         covariance: bool = False,
         float_bins: int | None = None,
+        color: str | None = None,
     ) -> None:
         self.mode = mode
+        self.color = color
+        reduced = lab_mode() if color else mode  # the mode of the values reduced
         hist = None  # integer modes: their exact histogram; float ones: over --range, if given
-        if float_bins is not None and not mode.integer:
-            hist = np.zeros((len(mode.channels), float_bins), dtype=np.int64)
-        cross = CrossMoments(len(mode.channels), mode.integer) if covariance else None
-        self.moments = DatasetMoments(mode, hist=hist, cross=cross)
+        if float_bins is not None and not reduced.integer:
+            hist = np.zeros((len(reduced.channels), float_bins), dtype=np.int64)
+        cross = CrossMoments(len(reduced.channels), reduced.integer) if covariance else None
+        self.moments = DatasetMoments(reduced, hist=hist, cross=cross)
         self.natives: Counter[str] = Counter()
         self.skips = Skips(strict)
         self.rows = FingerprintRows(manifest_root)
@@ -65,5 +70,6 @@ class Accumulator:
 
     def finish(self, options: dict[str, Any]) -> Stats:
         fp = self.rows.table()
-        data = document(self.moments, fp, self.natives, self.skips.sorted(), options)
+        decoded = self.mode.name if self.color else None
+        data = document(self.moments, fp, self.natives, self.skips.sorted(), options, decoded)
         return Stats(data, fp, self.moments.hist)

@@ -15,6 +15,7 @@ from normstat.options import MaskOptions, ReadOptions
 from normstat.readers import BatchReader, Decoded, Probe, Skipped, unreadable
 from normstat.reduce import FloatMoments, IntMoments, histograms, int_partial
 from normstat.reduce.batch import MAX_EXACT_PIXELS, BatchMoments, reduce_batch
+from normstat.reduce.color import lab_mode, rgb_to_lab
 from normstat.reduce.covariance import cross_products
 from normstat.reduce.masks import NAN_LEFT, alpha_mode, masked_batch, split_alpha
 from normstat.reduce.ranges import FloatRange, range_histograms
@@ -29,6 +30,7 @@ __all__ = [
     "ArrayTask",
     "array_chunk",
     "array_tasks",
+    "lab_batch",
     "probe_arrays",
     "read_task",
     "reduce_on_cpu",
@@ -52,6 +54,7 @@ class ArrayTask:
     mask: MaskOptions | None = None  # masks are reduced here, on the CPU (reduce is True)
     covariance: bool = False
     value_range: FloatRange | None = None  # float data histogrammed over it, on the CPU too
+    color: str | None = None  # "lab": reduced as CIELAB (on the CPU), fingerprinted as RGB
 
     def ref(self, index: int) -> ImageRef:
         return ImageRef(self.item, index, self.probe.stacked)
@@ -91,6 +94,7 @@ def array_tasks(
     mask: MaskOptions | None = None,
     covariance: bool = False,
     spec: FloatRange | None = None,
+    color: str | None = None,
 ) -> list[ArrayTask]:
     """The stack cut into batches of about CPU_BATCH_BYTES (DEVICE_BATCH_BYTES for the device)."""
     image_bytes = max(1, probe.nbytes // probe.count)  # type: ignore[attr-defined]
@@ -108,6 +112,7 @@ def array_tasks(
             mask,
             covariance,
             spec,
+            color,
         )
         for i in range(0, probe.count, step)
     ]
@@ -129,9 +134,11 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
     mode = get_mode(task.mode_name)
     tag = getattr(task.probe, "nodata", None)  # the file's own nodata (a TIFF's GDAL_NODATA)
     if task.mask is not None or tag is not None:
-        if task.covariance:  # its diagonal would be over all pixels, the variances not
-            why = "has a nodata tag: --covariance cannot be combined with masks"
-            raise InputError(task.item.path, why)
+        if task.covariance or task.color:  # masks decided per RGB channel: not LAB's
+            what = "--covariance" if task.covariance else "--color lab"
+            raise InputError(
+                task.item.path, f"has a nodata tag: {what} cannot be combined with masks"
+            )
         return _masked_chunk(task, mode, task.mask or MaskOptions(), tag)
     pixels, reasons = read_task(task, mode)
     outcomes: list[ImageRecord | Skipped | None] = []
@@ -145,14 +152,16 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
         keep = [i for i, r in enumerate(reasons) if r is None]
         if keep:
             valid = pixels if len(keep) == len(pixels) else pixels[keep]
-            reduced = reduce_on_cpu(valid, mode)
+            reduced = lab_batch(valid) if task.color else reduce_on_cpu(valid, mode)
             attach(outcomes, keep, reduced)
             hist = reduced.hist
-            if task.value_range is not None and not mode.integer:
-                hist = range_histograms(valid, task.value_range)
+            if task.value_range is not None and (task.color or not mode.integer):
+                values = rgb_to_lab(valid) if task.color else valid
+                hist = range_histograms(values, task.value_range)
             if task.covariance:
                 for i in keep:
-                    products = cross_products(pixels[i], mode.integer)
+                    px = rgb_to_lab(pixels[i]) if task.color else pixels[i]
+                    products = cross_products(px, not task.color and mode.integer)
                     outcomes[i] = replace(outcomes[i], products=products)  # type: ignore[type-var]
     return ChunkResult(outcomes, [None] * len(outcomes), hist)
 
@@ -198,6 +207,19 @@ def attach(
         record = outcomes[i]
         assert isinstance(record, ImageRecord)
         outcomes[i] = replace(record, moments=moments)
+
+
+LAB_BATCH_PIXELS = 1 << 20  # converted at a time: 24 MB of float64 CIELAB, and as much again
+
+
+def lab_batch(pixels: np.ndarray) -> BatchMoments:
+    """A B×H×W×3 RGB batch's CIELAB partials, converted a part at a time (float64 is 8× the
+    bytes of 8-bit pixels) and reduced by the generic batch, as float data are."""
+    step = max(1, LAB_BATCH_PIXELS // max(1, pixels.shape[1] * pixels.shape[2]))
+    moments: list[tuple[IntMoments | FloatMoments, ...]] = []
+    for start in range(0, len(pixels), step):
+        moments += reduce_batch(rgb_to_lab(pixels[start : start + step]), lab_mode()).moments
+    return BatchMoments(moments, None)
 
 
 def reduce_on_cpu(pixels: np.ndarray, mode: Mode) -> BatchMoments:

@@ -17,6 +17,7 @@ from normstat.modes import Mode, get_mode
 from normstat.options import MaskOptions, ReadOptions
 from normstat.readers import Decoded, Probe, Skipped, unreadable
 from normstat.reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
+from normstat.reduce.color import lab_mode, rgb_to_lab
 from normstat.reduce.covariance import cross_products
 from normstat.reduce.masks import alpha_mode, masked_partials, split_alpha
 from normstat.reduce.ranges import FloatRange, range_histograms
@@ -41,6 +42,7 @@ class FileTask:
     mask: MaskOptions | None = None  # None: no mask asked for (a file's nodata tag still is)
     covariance: bool = False
     value_range: FloatRange | None = None  # float data histogrammed over it (--range)
+    color: str | None = None  # "lab": reduced as CIELAB, fingerprinted as the RGB pixels
 
     def read_mode(self, mode: Mode) -> Mode:
         """The mode images are decoded in: with their alpha channel for an alpha mask."""
@@ -85,11 +87,15 @@ def masked(
 
 
 def partials(
-    dec: Decoded, mode: Mode, spec: FloatRange | None = None
+    dec: Decoded,
+    mode: Mode,
+    spec: FloatRange | None = None,
+    px: np.ndarray | None = None,
 ) -> tuple[tuple[IntMoments | FloatMoments, ...], np.ndarray | None]:
     """One image's per-channel partials, and its histograms (integer modes, or float ones
-    over ``spec``'s range)."""
-    px = dec.pixels
+    over ``spec``'s range); ``px``: the values to reduce when they are not the decoded pixels
+    (CIELAB)."""
+    px = dec.pixels if px is None else px
     if mode.integer:
         hists = histograms(px, mode.bins, image=dec.image)
         return int_partials(hists), hists
@@ -113,9 +119,10 @@ def reduce_chunk(task: FileTask) -> ChunkResult:
     """Probe and reduce each item from one open; the caller checks the mode guess afterwards.
     Perceptual hashes are computed for the whole chunk at once from the images' thumbnails."""
     mode = get_mode(task.mode_name)
-    spec = None if mode.integer else task.value_range
-    bins = mode.bins if mode.integer else None if spec is None else spec.bins + 2
-    total = None if bins is None else np.zeros((len(mode.channels), bins), dtype=np.int64)
+    reduced = lab_mode() if task.color else mode  # the mode of the values reduced
+    spec = None if reduced.integer else task.value_range
+    bins = reduced.bins if reduced.integer else None if spec is None else spec.bins + 2
+    total = None if bins is None else np.zeros((len(reduced.channels), bins), dtype=np.int64)
     result = ChunkResult([], [], total)
     thumbs: list[np.ndarray] = []
     where: list[int] = []
@@ -125,23 +132,30 @@ def reduce_chunk(task: FileTask) -> ChunkResult:
         if deferred:
             result.deferred.append(i)
         outcome = _outcome(item, head, dec)
+        values = None
         if isinstance(outcome, Decoded) and (task.mask is not None or outcome.nodata is not None):
-            if task.covariance:  # its diagonal would be over all pixels, the variances not
-                why = "has a nodata tag: --covariance cannot be combined with masks"
-                raise InputError(item.path, why)
+            if task.covariance or task.color:  # masks decided per RGB channel: not LAB's
+                what = "--covariance" if task.covariance else "--color lab"
+                raise InputError(
+                    item.path, f"has a nodata tag: {what} cannot be combined with masks"
+                )
             got = masked(outcome, mode, task.mask, item.path, spec)
             if isinstance(got, Skipped):
                 outcome = got
             else:
                 outcome, moments, hists = got
         elif isinstance(outcome, Decoded):
-            moments, hists = partials(outcome, mode, spec)
+            values = rgb_to_lab(outcome.pixels) if task.color else None
+            moments, hists = partials(outcome, reduced, spec, values)
         if not isinstance(outcome, Decoded):
             result.outcomes.append(outcome)
             continue
         if total is not None and hists is not None:
             total += hists
-        products = cross_products(outcome.pixels, mode.integer) if task.covariance else None
+        products = None
+        if task.covariance:
+            px = outcome.pixels if values is None else values
+            products = cross_products(px, reduced.integer)
         result.outcomes.append(image_record(outcome, mode, moments, (0, 0), products))
         where.append(i)
         thumbs.append(thumbnail(gray_image(outcome.pixels, mode.max_value, outcome.image)))

@@ -78,6 +78,8 @@ class Partials:
             ident["shard"] = [chunk.root, chunk.rel, chunk.version, items]
             if opts is not None and opts.covariance:
                 ident["covariance"] = True
+            if opts is not None and opts.color:
+                ident["color"] = opts.color
         else:
             assert isinstance(chunk, ArrayTask)
             version = chunk.source.version(chunk.item)
@@ -91,6 +93,8 @@ class Partials:
             if chunk.value_range is not None:
                 spec = chunk.value_range
                 ident["value_range"] = [repr(spec.lo), repr(spec.hi), spec.bins]
+            if chunk.color:
+                ident["color"] = chunk.color
         text = json.dumps(ident, sort_keys=True, ensure_ascii=True)
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 

@@ -24,6 +24,7 @@ from normstat.manifest import Stats
 from normstat.modes import MODES, Mode, get_mode
 from normstat.options import ComputeOptions, MaskOptions, ReadOptions
 from normstat.readers import Probe, Skipped, unreadable
+from normstat.reduce.color import LAB_FROM
 from normstat.reduce.device import plan
 from normstat.reduce.masks import alpha_mode, check_nodata
 from normstat.reduce.ranges import FloatRange
@@ -107,8 +108,9 @@ def compute(
         raise DeviceError(
             "--device gpu", "the covariance is reduced on the CPU only (--covariance)"
         )
-    # masks, the covariance and float ranges are reduced on the CPU (--device gpu refused)
-    device = "cpu" if opts.mask.requested or opts.covariance or opts.value_range else opts.device
+    # masks, the covariance, float ranges and CIELAB are reduced on the CPU (gpu refused)
+    slow = opts.mask.requested or opts.covariance or opts.value_range or opts.color
+    device = "cpu" if slow else opts.device
     files_xp = plan(device, 0).files  # --device gpu fails before anything is read
     read = opts.read
     shards = source.shards()
@@ -140,10 +142,7 @@ def compute(
             on = "cpu" if tagged is not None else device  # masked batches: on the CPU
             xp = plan(on, sum(p.nbytes for _, p in arrays)).arrays  # type: ignore[attr-defined]
             mask = opts.mask if opts.mask.requested else None
-            spec = _spec(opts)
-            _add_arrays(
-                engine, source, arrays, acc, xp, progress, partials, mask, opts.covariance, spec
-            )
+            _add_arrays(engine, source, arrays, acc, xp, progress, partials, mask, opts)
     if not counts:
         if not acc.skips.items:
             raise InputError(source.name, "no images found")
@@ -151,7 +150,7 @@ def compute(
     if acc.images == 0:
         reason = acc.skips.items[0].reason if acc.skips.items else "no images"
         raise InputError(source.name, f"no image could be read (first reason: {reason})")
-    for name, m in zip(acc.mode.channels, acc.moments.moments, strict=True):
+    for name, m in zip(acc.moments.mode.channels, acc.moments.moments, strict=True):
         if m.count == 0:
             raise InputError(
                 source.name, f"channel {name} has no valid pixel (all nodata or transparent)"
@@ -160,14 +159,21 @@ def compute(
 
 
 def _check_masks(source: Source, opts: ComputeOptions, target: Mode) -> None:
-    """InputError when the mask (or range) options cannot apply to the dataset's mode."""
+    """InputError when the mask, range or colour options cannot apply to the dataset's mode."""
+    if opts.color and target.name not in LAB_FROM:
+        hint = " (--mode RGB reads grey images as RGB)" if target.name in ("L", "LA") else ""
+        raise InputError(
+            source.name,
+            f"--color lab needs an 8- or 16-bit RGB dataset (RGB or RGB;16), not mode "
+            f"{target.name}{hint}",
+        )
     try:
         check_nodata(target, opts.nodata)
         if opts.mask.alpha:
             alpha_mode(target)
     except ValueError as exc:
         raise InputError(source.name, str(exc)) from None
-    if opts.value_range is not None and target.integer:
+    if opts.value_range is not None and target.integer and not opts.color:  # CIELAB: float
         reason = f"--range is for float data: mode {target.name} has exact histograms"
         raise InputError(source.name, f"{reason} (drop --range)")
 
@@ -195,6 +201,7 @@ def _reduce_pass(
         source.manifest_root,
         opts.covariance,
         None if spec is None else spec.bins + 2,
+        opts.color,
     )
     counts: Counter[str] = Counter()
     deferred: list[Item] = []
@@ -202,7 +209,9 @@ def _reduce_pass(
     mask = opts.mask if opts.mask.requested else None
 
     def task(shard: Shard) -> FileTask:
-        return FileTask(source, shard, target.name, opts.read, mask, opts.covariance, spec)
+        return FileTask(
+            source, shard, target.name, opts.read, mask, opts.covariance, spec, opts.color
+        )
 
     def reduced(todo: list[Shard]) -> Iterator[tuple[Shard, ChunkResult]]:
         if xp is np:
@@ -271,15 +280,18 @@ def _add_arrays(
     progress: Progress | None,
     partials: Partials | None = None,
     mask: MaskOptions | None = None,
-    covariance: bool = False,
-    spec: FloatRange | None = None,
+    opts: ComputeOptions | None = None,
 ) -> None:
     """Reduce stacks in batches (after the single-image files, in item order): in the workers
     with NumPy, or fingerprinted there and reduced here on the device."""
+    covariance, color = (opts.covariance, opts.color) if opts else (False, None)
+    spec = _spec(opts) if opts else None
     tasks = [
         task
         for item, p in arrays
-        for task in array_tasks(source, item, p, acc.mode.name, xp is np, mask, covariance, spec)
+        for task in array_tasks(
+            source, item, p, acc.mode.name, xp is np, mask, covariance, spec, color
+        )
     ]
 
     def reduced(todo: list[ArrayTask]) -> Iterator[tuple[ArrayTask, ChunkResult]]:

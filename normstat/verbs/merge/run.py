@@ -39,6 +39,7 @@ def _comparable(stats: Stats) -> dict[str, Any]:
         "channels": data["channels"],
         "dtype": data["dtype"],
         "max_value": data["max_value"],
+        "color": data.get("color"),
         # options.bins after options.range: a part without a range is named by its range
         **{
             f"options.{k}": v for k, v in sorted(options.items(), key=lambda i: (i[0] == "bins", i))
@@ -133,5 +134,6 @@ def merge(parts: Sequence[Stats]) -> Stats:
         natives.update({str(k): int(v) for k, v in part.data.get("modes", {}).items()})
     skipped = _skipped(parts, fps)
     fp = _merged_rows(parts, fps).table()
-    data = document(moments, fp, natives, skipped, dict(parts[0].data["options"]))
+    decoded = parts[0].read_mode().name if "color" in parts[0].data else None
+    data = document(moments, fp, natives, skipped, dict(parts[0].data["options"]), decoded)
     return Stats(data, fp, moments.hist)
