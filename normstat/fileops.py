@@ -13,7 +13,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any, BinaryIO
 
@@ -156,16 +156,23 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 _SCHEMA_HEAD = re.compile(rb'^\s*\{\s*"schema"\s*:\s*"([^"]{1,64})"')
 
 
-def replaceable(path: str, kind: str, schema: str, inputs: Iterable[str] = ()) -> None:
+def replaceable(
+    path: str,
+    kind: str,
+    schema: str | Callable[[bytes], bool],
+    inputs: Iterable[str] = (),
+    input_kind: str = "an input of this run",
+) -> None:
     """OutputError unless ``path`` may receive a new ``kind`` file: it must not be a folder (or
-    end in a slash), one of this run's ``inputs``, or an existing file other than a previous
-    output of the same kind (a JSON document whose ``schema`` starts with ``schema``)."""
+    end in a slash), one of this run's ``inputs`` (named ``input_kind`` in the message), or an
+    existing file other than a previous output of the same kind: a JSON document whose
+    ``schema`` starts with ``schema``, or whose first 4 KiB ``schema(head)`` accepts."""
     if path.endswith(("/", os.sep)) or os.path.isdir(path):
         raise OutputError(path, f"is a folder; name the {kind} file to write")
     for given in inputs:
         with contextlib.suppress(OSError):
             if os.path.samefile(path, given):
-                raise OutputError(path, "is an input of this run; refusing to overwrite it")
+                raise OutputError(path, f"is {input_kind}; refusing to overwrite it")
     try:
         fh = open_regular(path)
     except FileNotFoundError:
@@ -178,8 +185,12 @@ def replaceable(path: str, kind: str, schema: str, inputs: Iterable[str] = ()) -
         raise OutputError(path, f"cannot be checked before writing: {exc.strerror}") from None
     with fh:
         head = fh.read(4096)
-    match = _SCHEMA_HEAD.match(head)
-    if match is None or not match[1].decode("ascii", "replace").startswith(schema):
+    if callable(schema):
+        same = schema(head)
+    else:
+        match = _SCHEMA_HEAD.match(head)
+        same = match is not None and match[1].decode("ascii", "replace").startswith(schema)
+    if not same:
         raise OutputError(
             path, f"exists and is not a {kind}; refusing to replace it (remove it first)"
         )

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from normstat.errors import OutputError
-from normstat.fileops import NotRegularFile, atomic_write_bytes, file_kind, open_regular
+from normstat.fileops import atomic_write_bytes, replaceable
 from normstat.readers.registry import install_hint
 
 from .plot_data import Panel, PlotData
@@ -45,35 +45,16 @@ def _format(path: str) -> str:
 def check_output(path: str, protected: list[str]) -> None:
     """OutputError unless ``path`` may receive the figure: its folder exists, it is none of
     ``protected`` (the manifest, its sidecar), and it is absent or an earlier figure."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if path.endswith(("/", os.sep)) or os.path.isdir(path):
-        raise OutputError(path, "is a folder; name the image file to write")
-    if not os.path.isdir(folder):
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))) and not path.endswith("/"):
         raise OutputError(path, f"folder {os.path.dirname(path) or '.'} does not exist")
-    for given in protected:
-        try:
-            same = os.path.samefile(path, given)
-        except OSError:
-            continue
-        if same:
-            raise OutputError(path, "is the manifest or its sidecar; refusing to overwrite it")
-    try:
-        fh = open_regular(path)
-    except FileNotFoundError:
-        return
-    except NotRegularFile as exc:
-        raise OutputError(
-            path, f"is {file_kind(exc.mode)}; refusing to write the plot there"
-        ) from None
-    except OSError as exc:
-        raise OutputError(path, f"cannot be checked before writing: {exc.strerror}") from None
-    with fh:
-        head = fh.read(64).lstrip()
     fmt = _format(path)
-    if not head.startswith(MAGIC[fmt]):
-        raise OutputError(
-            path, f"exists and is not a {fmt.upper()} image; refusing to replace it (remove it)"
-        )
+    replaceable(
+        path,
+        f"{fmt.upper()} image",
+        lambda head: head.lstrip().startswith(MAGIC[fmt]),
+        protected,
+        "the manifest or its sidecar",
+    )
 
 
 def _matplotlib() -> Any:
