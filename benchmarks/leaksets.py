@@ -62,9 +62,9 @@ PRESETS: dict[str, dict[str, Size]] = {
     },
     "default": {
         "photos": Size(30, 2, 120),
-        "digits": Size(5000, 400, 50),
-        "glyphs": Size(10000, 600, 50),
-        "strokes": Size(3000, 400, 50),
+        "digits": Size(5000, 400, 40),
+        "glyphs": Size(10000, 600, 40),
+        "strokes": Size(3000, 400, 40),
         "simple": Size(400, 100, 100),
     },
     "full": {
