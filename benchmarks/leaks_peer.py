@@ -94,7 +94,7 @@ def _stem(path: str) -> str:
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
-    """Per transformation: planted test images whose planted copy is within THRESHOLD bits;
+    """Per transformation: sampled test images whose planted copy is within THRESHOLD bits;
     clean: test images with any plain train image within THRESHOLD bits."""
     phasher, note = _import_phash()
     workers = int(spec["workers"])
@@ -112,14 +112,13 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     for kind, dirs in spec["kinds"].items():
         ktest, _ = _encode(phasher, dirs["test"], workers)
         planted, _ = _encode(phasher, dirs["planted"], workers)
-        found, _ = _search(phasher, {**ktest, **plain, **planted}, workers)
-        hits = others = 0
-        for t in ktest:
-            dups = found.get(t, [])
-            if any(d in planted and _stem(d) == _stem(t) for d in dups):
-                hits += 1
-            others += any(d in plain or (d in planted and _stem(d) != _stem(t)) for d in dups)
-        out["kinds"][kind] = {"planted": len(ktest), "found": hits, "other_flags": others}
+        # The pair's distance does not depend on the other images: search the sample and its
+        # copies alone (all pairs of 10,000 look-alikes, 15 times over, would take an hour).
+        found, _ = _search(phasher, {**ktest, **planted}, workers)
+        hits = sum(
+            any(d in planted and _stem(d) == _stem(t) for d in found.get(t, [])) for t in ktest
+        )
+        out["kinds"][kind] = {"planted": len(ktest), "found": hits}
     return out
 
 
