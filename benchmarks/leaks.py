@@ -1,282 +1,309 @@
-"""Leak-detection benchmark: plant transformed copies of test images in a train split, run
-``normstat compute`` and ``normstat check``, and print recall and precision per transformation;
-then check two disjoint splits with nothing planted and print how many test images are flagged.
+"""Leak-gate benchmark for ``normstat check``: recall per planted transformation, false flags on
+clean splits, check ÷ compute time, and imagededup's PHash as a peer row, per dataset.
 
-Three datasets: real photos (crops of the photographs bundled with scikit-image and
-scikit-learn; train and test crops come from opposite sides of each photograph, so the splits are
-visually disjoint), tiny 28×28 grayscale digits drawn here (many look alike, as in MNIST), and
-flat / two-tone images (the usual perceptual-hash collisions).
+For each dataset (benchmarks/leaksets.py: photos, digits, glyphs from disjoint fonts, thin
+strokes, flat/two-tone) and each transformation, a sample of test images is copied into train
+with that transformation, alone (one run per transformation, one copy per test image), and
+``normstat check`` runs on that sample; a test image is found when the report names its planted
+copy. The clean run checks the whole test split against the plain train split (nothing
+planted): every test image reported is a false flag. Runs use ``--threshold`` (default 0.5, the
+lowest) so scores below the default show; figures are counted at the default threshold (as
+main's check does: the threshold only filters verified scores), and ``--at-default`` runs check
+at the default threshold itself.
 
-Usage: python benchmarks/leaks.py [--workers N] [--keep DIR]
-Needs: pip install -r benchmarks/requirements.txt
+Usage: python benchmarks/leaks.py [--quick | --full] [--only NAME ...] [--workers N]
+       [--peer-python PATH | --no-peer] [--keep DIR]
+Needs: pip install -r benchmarks/requirements.txt; the peer: see benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import datetime
+import functools
+import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image
 
 import normstat
 
-TRANSFORMS = ("exact", "jpeg", "half", "double", "crop", "bright", "mirror")
-THRESHOLDS = (0.80, 0.85, 0.90, 0.93, 0.95, 0.97, 0.98)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from leaksets import DATASETS, KINDS, PRESETS, Size, plant
+
+DEFAULT = float(normstat.api.DEFAULT_THRESHOLD)
+PEER = Path(__file__).resolve().parent / "leaks_peer.py"
 
 
-# --------------------------------------------------------------------------------------------
-# datasets
+@dataclass
+class Layout:
+    """root/test (the test split), root/plain (train), root/kinds/KIND/{test,planted}."""
+
+    name: str
+    root: Path
+    n_train: int
+    n_test: int
+    kinds: dict[str, tuple[Path, Path]] = field(default_factory=dict)
+
+    @property
+    def test(self) -> Path:
+        return self.root / "test"
+
+    @property
+    def plain(self) -> Path:
+        return self.root / "plain"
 
 
-def _photographs() -> list[np.ndarray]:
-    import skimage.data as data
-    from sklearn.datasets import load_sample_images
-
-    names = [
-        "astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel",
-        "hubble_deep_field", "immunohistochemistry", "moon", "retina", "rocket", "clock",
-        "cell", "colorwheel", "page", "text",
-    ]  # fmt: skip
-    photos = [getattr(data, n)() for n in names]
-    photos.append(data.stereo_motorcycle()[0])
-    photos.extend(load_sample_images().images)
-    out = []
-    for p in photos:
-        rgb = np.stack([p] * 3, axis=-1) if p.ndim == 2 else p[..., :3]
-        out.append(np.ascontiguousarray(rgb, dtype=np.uint8))
-    return out
-
-
-def _resized(im: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Crops are scaled to a typical dataset size (long side 128 to 320 pixels)."""
-    side = int(rng.integers(128, 321))
-    scale = side / max(im.size)
-    return im.resize((max(8, round(im.width * scale)), max(8, round(im.height * scale))))
-
-
-def photo_splits(rng: np.random.Generator) -> tuple[list[Image.Image], list[Image.Image]]:
-    """Train crops from the left 45 % of each photograph (any zoom, overlapping), test crops from
-    the right 45 % (a non-overlapping grid, so no two test images share pixels)."""
-    train, test = [], []
-    for arr in _photographs():
-        im = Image.fromarray(arr)
-        w, h = im.size
-        left, right = im.crop((0, 0, int(0.45 * w), h)), im.crop((w - int(0.45 * w), 0, w, h))
-        for _ in range(30):
-            lw, lh = left.size
-            cw = int(rng.integers(lw // 4, lw + 1))
-            ch = min(lh, int(cw * rng.uniform(0.6, 1.4)))
-            x, y = int(rng.integers(0, lw - cw + 1)), int(rng.integers(0, lh - ch + 1))
-            train.append(_resized(left.crop((x, y, x + cw, y + ch)), rng))
-        rw, rh = right.size
-        cols, rows = 2, max(2, round(2 * rh / rw))
-        for i in range(cols):
-            for j in range(rows):
-                box = (i * rw // cols, j * rh // rows, (i + 1) * rw // cols, (j + 1) * rh // rows)
-                test.append(_resized(right.crop(box), rng))
-    return train, test
-
-
-def _digit(rng: np.random.Generator) -> Image.Image:
-    """A digit in a random size, stroke, slant, rotation and position, blurred like a scan."""
-    big = Image.new("L", (56, 56), 0)
-    draw = ImageDraw.Draw(big)
-    font = ImageFont.load_default(size=int(rng.integers(28, 44)))
-    text, stroke = str(rng.integers(0, 10)), int(rng.integers(0, 4))
-    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
-    x = (56 - (x1 - x0)) / 2 - x0 + rng.uniform(-6, 6)
-    y = (56 - (y1 - y0)) / 2 - y0 + rng.uniform(-6, 6)
-    ink = int(rng.integers(160, 256))
-    draw.text((x, y), text, fill=ink, font=font, stroke_width=stroke, stroke_fill=ink)
-    shear = float(rng.uniform(-0.3, 0.3))
-    big = big.transform(big.size, Image.Transform.AFFINE, (1, shear, -shear * 28, 0, 1, 0))
-    big = big.rotate(float(rng.uniform(-20, 20)), resample=Image.Resampling.BILINEAR)
-    big = big.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 1.5))))
-    return big.resize((28, 28), Image.Resampling.BOX)
-
-
-def digit_splits(rng: np.random.Generator) -> tuple[list[Image.Image], list[Image.Image]]:
-    return [_digit(rng) for _ in range(1500)], [_digit(rng) for _ in range(200)]
-
-
-def _simple(rng: np.random.Generator) -> Image.Image:
-    w, h = int(rng.integers(32, 200)), int(rng.integers(32, 200))
-    a, b = (tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(2))
-    im = Image.new("RGB", (w, h), a)
-    kind = rng.integers(0, 4)
-    if kind == 1:
-        im.paste(b, (0, 0, int(rng.integers(1, w)), h))
-    elif kind == 2:
-        im.paste(b, (0, 0, w, int(rng.integers(1, h))))
-    elif kind == 3:
-        ImageDraw.Draw(im).ellipse(
-            (int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2)), w - 1, h - 1), fill=b
-        )
-    return im
-
-
-def simple_splits(rng: np.random.Generator) -> tuple[list[Image.Image], list[Image.Image]]:
-    return [_simple(rng) for _ in range(400)], [_simple(rng) for _ in range(100)]
-
-
-# --------------------------------------------------------------------------------------------
-# transformations planted into train
-
-
-def _jpeg(im: Image.Image, quality: int) -> Image.Image:
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=quality)
-    return Image.open(io.BytesIO(buf.getvalue()))
-
-
-def _crop(im: Image.Image, rng: np.random.Generator) -> Image.Image:
-    w, h = im.size
-    cw, ch = round(w * rng.uniform(0.9, 1.0)), round(h * rng.uniform(0.9, 1.0))
-    if (cw, ch) == (w, h):  # a crop of a tiny image may round to the whole: cut one column
-        cw -= 1
-    x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-    return im.crop((x, y, x + cw, y + ch))
-
-
-def _bright(im: Image.Image, rng: np.random.Generator) -> Image.Image:
-    factor = float(rng.choice([0.8, 1.2]))
-    arr = np.asarray(im, dtype=np.float32) * factor
-    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), im.mode)
-
-
-def plant(im: Image.Image, kind: str, rng: np.random.Generator) -> tuple[Image.Image, str]:
-    """The transformed copy and the format it is saved in."""
-    w, h = im.size
-    ops: dict[str, Callable[[], tuple[Image.Image, str]]] = {
-        "exact": lambda: (im, "bmp"),
-        "jpeg": lambda: (_jpeg(im, int(rng.integers(75, 96))), "png"),
-        "half": lambda: (im.resize((max(1, w // 2), max(1, h // 2)), Image.LANCZOS), "png"),
-        "double": lambda: (im.resize((2 * w, 2 * h), Image.BICUBIC), "png"),
-        "crop": lambda: (_crop(im, rng), "png"),
-        "bright": lambda: (_bright(im, rng), "png"),
-        "mirror": lambda: (im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "png"),
-    }
-    return ops[kind]()
-
-
-# --------------------------------------------------------------------------------------------
-# runs
-
-
-def _write(images: list[Image.Image], folder: Path, fmt: str) -> list[Path]:
+def _save_all(images: list[Image.Image], folder: Path, ext: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, im in enumerate(images):
-        p = folder / f"{i:05d}.{fmt}"
-        im.save(p, quality=92) if fmt == "jpg" else im.save(p)
+        p = folder / f"{i:05d}.{ext}"
+        im.save(p, quality=92) if ext == "jpg" else im.save(p)
         paths.append(p)
     return paths
 
 
-def run(
-    name: str,
-    splits: tuple[list[Image.Image], list[Image.Image]],
-    base: Path,
-    workers: int | None,
-    rng: np.random.Generator,
-) -> dict[str, float]:
-    train_images, test_images = splits
-    lossy = name == "photos"  # photos are stored as JPEG, like most photo datasets
-    root = base / name
-    test_paths = _write(test_images, root / "test", "jpg" if lossy else "png")
-    decoded = [Image.open(p).convert(test_images[0].mode) for p in test_paths]
-    _write(train_images, root / "train" / "plain", "jpg" if lossy else "png")
-    origin: dict[str, tuple[int, str]] = {}  # planted train file -> (test index, kind)
-    for kind in TRANSFORMS:
-        folder = root / "train" / f"planted-{kind}"
-        folder.mkdir(parents=True)
-        for i, im in enumerate(decoded):
-            copy, fmt = plant(im, kind, rng)
-            p = folder / f"{i:05d}.{fmt}"
-            copy.save(p)
-            origin[str(p.resolve())] = (i, kind)
-    index_of = {str(p.resolve()): i for i, p in enumerate(test_paths)}
+def build(name: str, size: Size, base: Path, seed: int) -> Layout:
+    """Writes the splits and, per transformation, its planted sample (seeded)."""
+    rng = np.random.default_rng(seed)
+    train, test = DATASETS[name](size, rng)
+    ext = "jpg" if name == "photos" else "png"  # photo datasets are JPEG, like most
+    layout = Layout(name, base / name, len(train), len(test))
+    _save_all(train, layout.plain, ext)
+    paths = _save_all(test, layout.test, ext)
+    n = min(size.plant, len(paths))
+    for kind in KINDS:
+        ktest, planted = layout.root / "kinds" / kind / "test", layout.root / "kinds" / kind / "p"
+        ktest.mkdir(parents=True)
+        planted.mkdir()
+        for i in sorted(rng.choice(len(paths), n, replace=False).tolist()):
+            original = paths[i].read_bytes()
+            shutil.copyfile(paths[i], ktest / paths[i].name)
+            with Image.open(paths[i]) as im:
+                data, suffix = plant(kind, original, im.convert(test[0].mode), rng)
+            (planted / f"{paths[i].stem}.{suffix or ext}").write_bytes(data)
+        layout.kinds[kind] = (ktest, planted)
+    return layout
 
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
-    stats = normstat.compute(root / "train", workers=workers)
-    stats.save(str(root / "stats.json"))
-    t1 = time.perf_counter()
-    report = normstat.check(root / "test", root / "stats.json", workers=workers, threshold=0.5)
-    t2 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def _leaks(report: Any) -> list[dict[str, Any]]:
+    """The report's leaks as dicts (the JSON form; new optional fields pass through)."""
+    return [dict(leak) for leak in report.to_json()["leaked"]]
+
+
+def measure(layout: Layout, workers: int, threshold: float) -> dict[str, Any]:
+    """normstat's figures: clean run, time, and one planted run per transformation."""
+    work = layout.root / "manifests"
+    work.mkdir()
+    _, t_test = _timed(lambda: normstat.compute(layout.test, workers=workers))
+    plain, t_train = _timed(lambda: normstat.compute(layout.plain, workers=workers))
+    plain.save(str(work / "plain.json"))
+
+    def check(test: Path, manifest: Path) -> Any:
+        return normstat.check(test, manifest, workers=workers, threshold=threshold)
+
+    clean, t_check = _timed(lambda: check(layout.test, work / "plain.json"))
+    best: dict[str, float] = {}
+    for leak in _leaks(clean):
+        best[leak["test"]] = max(best.get(leak["test"], 0.0), float(leak["score"]))
+    flags = sorted(((s, t) for t, s in best.items() if s >= DEFAULT), reverse=True)
+    near = sorted(((s, t) for t, s in best.items() if s < DEFAULT), reverse=True)
+    out: dict[str, Any] = {
+        "train": layout.n_train,
+        "test": layout.n_test,
+        "clean": {
+            "checked": clean.checked,
+            "flagged": len(flags),
+            "rate": len(flags) / max(1, clean.checked),
+            "flag_scores": [round(s, 4) for s, _ in flags],
+            "flags": [t for _, t in flags[:10]],
+            "closest_below": [[round(s, 4), t] for s, t in near[:5]],
+            "warnings": len(clean.warnings),
+        },
+        "time": {
+            "compute_test_s": t_test,
+            "check_test_s": t_check,
+            "check_per_compute": t_check / t_test,
+            "compute_train_s": t_train,
+        },
+        "kinds": {},
+    }
+    for kind, (ktest, planted) in layout.kinds.items():
+        manifest = work / f"{kind}.json"
+        normstat.compute([layout.plain, planted], workers=workers).save(str(manifest))
+        report = check(ktest, manifest)
+        own: dict[str, float] = {}
+        other: set[str] = set()
+        for leak in _leaks(report):
+            test, train, score = Path(leak["test"]), Path(leak["train"]), float(leak["score"])
+            mine = train.resolve().parent == planted.resolve() and train.stem == test.stem
+            if mine:
+                own[test.stem] = max(own.get(test.stem, 0.0), score)
+            elif score >= DEFAULT:
+                other.add(test.stem)
+        planted_n = len(list(ktest.iterdir()))
+        found = sum(s >= DEFAULT for s in own.values())
+        missed_scores = sorted(s for s in own.values() if s < DEFAULT)
+        out["kinds"][kind] = {
+            "planted": planted_n,
+            "found": found,
+            "missed": planted_n - found,
+            "recall": found / planted_n,
+            "target": KINDS[kind],
+            "missed_scored": [round(s, 4) for s in missed_scores[-5:]],  # verified, too low
+            "other_flags": len(other),
+        }
+    return out
+
+
+def peer(layout: Layout, python: str, workers: int) -> dict[str, Any]:
+    spec = {
+        "workers": workers,
+        "test": str(layout.test),
+        "plain": str(layout.plain),
+        "kinds": {k: {"test": str(t), "planted": str(p)} for k, (t, p) in layout.kinds.items()},
+    }
+    proc = subprocess.run(
+        [python, str(PEER)], input=json.dumps(spec), capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"peer failed (exit {proc.returncode}): {tail}"}
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _pct(num: int, den: int) -> str:
+    return f"{100 * num / den:5.1f} %" if den else "    -"
+
+
+def show(name: str, fig: dict[str, Any], peer_fig: dict[str, Any] | None) -> None:
+    t, c = fig["time"], fig["clean"]
+    print(f"\n== {name}: {fig['train']} train, {fig['test']} test; threshold {DEFAULT}")
+    have_peer = bool(peer_fig) and "error" not in peer_fig  # type: ignore[operator]
+    head = f"{'transformation':16s} {'planted':>7s} {'found':>6s} {'missed':>6s} {'recall':>8s}"
+    head += f" {'target':>6s}  {'missed, verified below':24s} {'other':>5s}"
+    print(head + ("  | PHash found  recall" if have_peer else ""))
+    for kind, k in fig["kinds"].items():
+        ok = "ok" if k["recall"] >= k["target"] else "MISS"
+        row = f"{kind:16s} {k['planted']:7d} {k['found']:6d} {k['missed']:6d} "
+        row += f"{_pct(k['found'], k['planted']):>8s} {k['target'] * 100:4.0f}% {ok:4s}"
+        row += f" {','.join(f'{s:.3f}' for s in k['missed_scored'])[:24]:24s} {k['other_flags']:5d}"
+        if have_peer:
+            p = peer_fig["kinds"][kind]  # type: ignore[index]
+            row += f"  | {p['found']:5d}/{p['planted']:<5d} {_pct(p['found'], p['planted'])}"
+        print(row)
     print(
-        f"\n== {name}: {len(train_images)} train + {len(origin)} planted, {len(test_paths)} test"
-        f" (compute {t1 - t0:.1f} s, check {t2 - t1:.1f} s)"
+        f"clean (nothing planted): {c['flagged']} of {c['checked']} test images flagged"
+        f" ({_pct(c['flagged'], c['checked']).strip()}), target 0"
+    )
+    if c["flag_scores"]:
+        print(f"  false flags' scores: {', '.join(f'{s:.3f}' for s in c['flag_scores'][:20])}")
+        print(f"  first: {', '.join(Path(p).name for p in c['flags'][:5])}")
+    if c["closest_below"]:
+        closest = ", ".join(f"{s:.3f} ({Path(p).name})" for s, p in c["closest_below"])
+        print(f"  closest below {DEFAULT}: {closest}")
+    print(
+        f"time: compute(test) {t['compute_test_s']:.2f} s, check(test) {t['check_test_s']:.2f} s:"
+        f" check ÷ compute {t['check_per_compute']:.1f}× (target ≤ 3×);"
+        f" compute(train) {t['compute_train_s']:.2f} s"
+    )
+    if peer_fig is None:
+        return
+    if not have_peer:
+        print(f"peer: {peer_fig['error']}")
+        return
+    pc, pt = peer_fig["clean"], peer_fig["time"]
+    print(
+        f"peer imagededup PHash (max_distance_threshold={peer_fig['threshold']}): clean"
+        f" {pc['flagged']} of {pc['checked']} flagged ({_pct(pc['flagged'], pc['checked'])});"
+        f" hash test {pt['hash_test_s']:.2f} s + train {pt['hash_train_s']:.2f} s,"
+        f" search {pt['search_s']:.2f} s  [{peer_fig['note']}]"
     )
 
-    # Clean run: only the plain train images, nothing planted.
-    plain = normstat.compute(root / "train" / "plain", workers=workers)
-    plain.save(str(root / "plain.json"))
-    clean = normstat.check(root / "test", root / "plain.json", workers=workers, threshold=0.5)
 
-    found: dict[tuple[str, float], int] = defaultdict(int)
-    false: dict[tuple[str, float], int] = defaultdict(int)
-    for leak in report.leaked:
-        test_i = index_of[str(Path(leak.test).resolve())]
-        src = origin.get(str(Path(leak.train).resolve()))
-        for thr in THRESHOLDS:
-            if leak.score < thr:
-                continue
-            if src is not None and src[0] == test_i:
-                found[(src[1], thr)] += 1
-            else:
-                false[(src[1] if src else "plain", thr)] += 1
-    n = len(test_paths)
-    figures: dict[str, float] = {}
-    header = "transformation   " + "".join(f"  @{t:.2f} R / P " for t in THRESHOLDS)
-    print(header)
-    for kind in TRANSFORMS:
-        cells = []
-        for thr in THRESHOLDS:
-            tp, fp = found[(kind, thr)], false[(kind, thr)]
-            recall, precision = tp / n, tp / (tp + fp) if tp + fp else 1.0
-            cells.append(f"  {100 * recall:5.1f} / {100 * precision:5.1f}")
-            figures[f"{kind}@{thr}"] = recall
-        print(f"{kind:16s} " + "".join(cells))
-    cells = []
-    for thr in THRESHOLDS:
-        flagged = {leak.test for leak in clean.leaked if leak.score >= thr}
-        cells.append(f"  {len(flagged):4d} = {100 * len(flagged) / n:4.1f} %")
-        figures[f"clean@{thr}"] = len(flagged) / n
-    print(f"{'clean: flagged':16s} " + "".join(cells))
-    print(f"(nothing planted: test images flagged against {len(train_images)} disjoint train)")
-    return figures
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    preset = parser.add_mutually_exclusive_group()
+    preset.add_argument("--quick", action="store_true", help="Small sets: a few minutes.")
+    preset.add_argument("--full", action="store_true", help="Issue-sized sets: hours.")
+    parser.add_argument("--only", nargs="+", choices=list(DATASETS), default=None)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--threshold", type=float, default=0.5, help="check's run threshold")
+    parser.add_argument("--at-default", action="store_true", help="Run check at the default.")
+    parser.add_argument("--peer-python", default=os.environ.get("LEAKS_PEER_PYTHON"))
+    parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--keep", type=Path, default=None, help="Build the data here and keep it.")
-    parser.add_argument("--only", choices=("photos", "digits", "simple"), default=None)
     args = parser.parse_args()
-    rng = np.random.default_rng(2020)
+    name = "quick" if args.quick else "full" if args.full else "default"
+    workers = args.workers or len(os.sched_getaffinity(0))
+    threshold = DEFAULT if args.at_default else args.threshold
+    python = None if args.no_peer else args.peer_python
     base = args.keep or Path(tempfile.mkdtemp(prefix="normstat-leaks-"))
     if args.keep and base.exists():
         shutil.rmtree(base)
-    print("R / P: recall and precision (%) of planted copies found with score >= threshold;")
-    print(f"the default --threshold is {normstat.api.DEFAULT_THRESHOLD}.")
+    print(f"preset {name}, {workers} workers, check run at threshold {threshold},")
+    print(f"figures counted at the default threshold {DEFAULT}; 'other': test images flagged")
+    print("against anything but their own planted copy. Peer: " + (python or "skipped"))
+    figures: dict[str, Any] = {}
     try:
-        for name, make in (
-            ("photos", photo_splits),
-            ("digits", digit_splits),
-            ("simple", simple_splits),
-        ):
-            if args.only in (None, name):
-                run(name, make(np.random.default_rng(len(name))), base, args.workers, rng)
+        for seed, (dataset, size) in enumerate(PRESETS[name].items()):
+            if args.only and dataset not in args.only:
+                continue
+            layout, t_build = _timed(functools.partial(build, dataset, size, base, seed))
+            fig = measure(layout, workers, threshold)
+            fig["build_s"] = t_build
+            fig["peer"] = peer(layout, python, workers) if python else None
+            show(dataset, fig, fig["peer"])
+            figures[dataset] = fig
+            if args.keep is None:
+                shutil.rmtree(layout.root, ignore_errors=True)
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
+    summary = {
+        "benchmark": "leaks",
+        "preset": name,
+        "date": datetime.date.today().isoformat(),
+        "commit": _commit(),
+        "normstat": normstat.__version__,
+        "default_threshold": DEFAULT,
+        "run_threshold": threshold,
+        "workers": workers,
+        "datasets": figures,
+    }
+    print(json.dumps(summary, sort_keys=True))
 
 
 if __name__ == "__main__":
