@@ -228,3 +228,15 @@ def brute_force(codes, queries, radius):  # type: ignore[no-untyped-def]
     dist = np.bitwise_count(queries[:, None] ^ codes[None, :]).astype(np.int64)
     qi, ti = np.nonzero(dist <= radius)
     return qi.astype(np.int64), ti.astype(np.int64), dist[qi, ti]
+
+
+# Code for a child interpreter: its own peak RSS in KiB. ``ru_maxrss`` survives exec, so in a
+# child forked from a large parent (the test session) it reports the parent's size.
+PEAK_KIB = """
+def peak_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""

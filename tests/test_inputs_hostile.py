@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import time_limit
+from helpers import PEAK_KIB, time_limit
 from PIL import Image
 
 import normstat
@@ -156,7 +156,7 @@ def test_fifo_open_in_a_worker_process_does_not_hang(tmp_path: Path) -> None:
 
 def _peak_rss_of(code: str) -> tuple[str, int]:
     """(stdout, peak RSS in bytes) of ``code`` run in a fresh interpreter."""
-    wrapped = code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    wrapped = PEAK_KIB + code + "\nprint(peak_kib())"
     run = subprocess.run(
         [sys.executable, "-c", wrapped], capture_output=True, text=True, timeout=120, check=False
     )

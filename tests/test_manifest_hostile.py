@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import copy_manifest, sidecar_of
+from helpers import PEAK_KIB, copy_manifest, sidecar_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -220,14 +220,14 @@ def test_oversized_manifest_is_refused_before_reading(tmp_path: Path) -> None:
     big = tmp_path / "stats.json"
     with open(big, "wb") as fh:
         fh.truncate(300 << 20)
-    code = (
-        "import resource, normstat\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    code = PEAK_KIB + (
+        "import normstat\n"
+        "before = peak_kib()\n"
         "try:\n"
         f"    normstat.Stats.load({str(big)!r})\n"
         "except normstat.ManifestError as exc:\n"
         "    print(exc.reason)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+        "print(peak_kib() - before)\n"
     )
     reason, grown_kib = _run_python(code).stdout.splitlines()
     assert "bytes" in reason
@@ -330,16 +330,16 @@ def test_deflate_bomb_sidecar_memory_stays_flat(manifest: Path) -> None:
     arrays["histogram"] = np.zeros((4, 16 << 20), dtype=np.int64)
     _write_sidecar(manifest, arrays, zipfile.ZIP_DEFLATED)
     assert sidecar_of(manifest).stat().st_size < 2 << 20
-    code = (
-        "import resource, normstat\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    code = PEAK_KIB + (
+        "import normstat\n"
+        "before = peak_kib()\n"
         "for fingerprints in (False, True):\n"
         "    try:\n"
         f"        normstat.Stats.load({str(manifest)!r}, with_fingerprints=fingerprints)\n"
         "        print('loaded')\n"
         "    except normstat.ManifestError as exc:\n"
         "        print(exc.reason)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+        "print(peak_kib() - before)\n"
     )
     light, full, grown_kib = _run_python(code, timeout=120).stdout.splitlines()
     assert light == "loaded"
