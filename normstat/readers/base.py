@@ -26,6 +26,7 @@ __all__ = [
     "Reader",
     "SingleImageReader",
     "Skipped",
+    "batch_outcomes",
     "image_name",
     "one_line",
     "parse_image_name",
@@ -117,6 +118,23 @@ class BatchReader(Reader, Protocol):
         """Images ``start:stop`` as one B×H×W×C array in ``target`` and, per image, why it
         cannot contribute (None: it can); no array when none can."""
         ...
+
+
+def batch_outcomes(
+    name: str,
+    probe: Any,
+    start: int,
+    pixels: np.ndarray | None,
+    reasons: list[str | None],
+    nodata: float | None = None,
+) -> Iterator[Decoded | Skipped]:
+    """A batch reader's ``read``: images ``start:`` of ``probe`` from its batch (B×H×W×C
+    ``pixels`` and, per image, why it cannot contribute), each named as a stack member."""
+    for i, why in enumerate(reasons):
+        if why is not None or pixels is None:
+            yield Skipped(image_name(name, start + i, probe.stacked), why or "unreadable")
+        else:
+            yield Decoded(pixels[i], probe.native, nodata=nodata)
 
 
 _MEMBER = re.compile(r"^(.*)\[(\d+)\]$")

@@ -26,7 +26,7 @@ from normstat.errors import describe
 from normstat.modes import Mode
 from normstat.options import ReadOptions
 
-from .base import Decoded, Probe, Skipped, image_name
+from .base import Decoded, Probe, Skipped, batch_outcomes
 from .convert import convert
 from .limits import file_size, plausible_size
 
@@ -271,11 +271,7 @@ class NpyReader:
         if start >= stop:
             return
         pixels, reasons = _converted(arr, probe, start, stop, target, opts.allow_nan)
-        for i, why in enumerate(reasons):
-            if why is not None or pixels is None:
-                yield Skipped(image_name(name, start + i, probe.stacked), why or "unreadable")
-            else:
-                yield Decoded(pixels[i], probe.native)
+        yield from batch_outcomes(name, probe, start, pixels, reasons)
 
 
 READER = NpyReader()

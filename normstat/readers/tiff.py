@@ -30,7 +30,7 @@ from normstat.errors import describe
 from normstat.modes import Mode
 from normstat.options import ReadOptions
 
-from .base import Decoded, Probe, Skipped, image_name
+from .base import Decoded, Probe, Skipped, batch_outcomes
 from .convert import convert, orient
 from .limits import file_size, oversized
 from .pillow import READER as PILLOW
@@ -287,11 +287,7 @@ class TiffReader:
         if start >= stop:
             return
         pixels, reasons = _batch(f, probe, start, stop, target)
-        for i, why in enumerate(reasons):
-            if why is not None or pixels is None:
-                yield Skipped(image_name(name, start + i, probe.stacked), why or "unreadable")
-            else:
-                yield Decoded(pixels[i], probe.native, nodata=probe.nodata)
+        yield from batch_outcomes(name, probe, start, pixels, reasons, probe.nodata)
 
     def load(
         self, f: BinaryIO, name: str, target: Mode | None, opts: ReadOptions
