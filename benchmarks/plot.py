@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -26,14 +26,8 @@ from normstat.cli.plot_data import prepare
 from normstat.manifest import Stats
 from normstat.sources.synthetic import SyntheticSource
 
-
-def best(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import best  # the same best-of-N timer as the other benchmarks
 
 
 def main() -> None:
