@@ -152,17 +152,18 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
         keep = [i for i, r in enumerate(reasons) if r is None]
         if keep:
             valid = pixels if len(keep) == len(pixels) else pixels[keep]
-            reduced = lab_batch(valid) if task.color else reduce_on_cpu(valid, mode)
-            attach(outcomes, keep, reduced)
-            hist = reduced.hist
-            if task.value_range is not None and (task.color or not mode.integer):
-                values = rgb_to_lab(valid) if task.color else valid
-                hist = range_histograms(values, task.value_range)
-            if task.covariance:
-                for i in keep:
-                    px = rgb_to_lab(pixels[i]) if task.color else pixels[i]
-                    products = cross_products(px, not task.color and mode.integer)
-                    outcomes[i] = replace(outcomes[i], products=products)  # type: ignore[type-var]
+            if task.color:  # each part converted once, for everything asked
+                reduced, products = lab_batch(valid, task.value_range, task.covariance)
+                hist = reduced.hist
+            else:
+                reduced = reduce_on_cpu(valid, mode)
+                hist = reduced.hist
+                if task.value_range is not None and not mode.integer:
+                    hist = range_histograms(valid, task.value_range)
+                products = None
+                if task.covariance:
+                    products = [cross_products(px, mode.integer) for px in valid]
+            attach(outcomes, keep, reduced, products)
     return ChunkResult(outcomes, [None] * len(outcomes), hist)
 
 
@@ -199,27 +200,50 @@ def _masked_chunk(
     return ChunkResult(outcomes, [None] * len(outcomes), hist)
 
 
+Products = tuple[int | float, ...]
+
+
 def attach(
-    outcomes: list[ImageRecord | Skipped | None], keep: list[int], reduced: BatchMoments
+    outcomes: list[ImageRecord | Skipped | None],
+    keep: list[int],
+    reduced: BatchMoments,
+    products: list[Products] | None = None,
 ) -> None:
-    """Each kept image's record gets its moments from the batch reduction."""
-    for i, moments in zip(keep, reduced.moments, strict=True):
+    """Each kept image's record gets its moments from the batch reduction, and its cross
+    products when the covariance is asked for."""
+    for k, (i, moments) in enumerate(zip(keep, reduced.moments, strict=True)):
         record = outcomes[i]
         assert isinstance(record, ImageRecord)
-        outcomes[i] = replace(record, moments=moments)
+        if products is None:
+            outcomes[i] = replace(record, moments=moments)
+        else:
+            outcomes[i] = replace(record, moments=moments, products=products[k])
 
 
 LAB_BATCH_PIXELS = 1 << 20  # converted at a time: 24 MB of float64 CIELAB, and as much again
 
 
-def lab_batch(pixels: np.ndarray) -> BatchMoments:
+def lab_batch(
+    pixels: np.ndarray, spec: FloatRange | None = None, covariance: bool = False
+) -> tuple[BatchMoments, list[Products] | None]:
     """A B×H×W×3 RGB batch's CIELAB partials, converted a part at a time (float64 is 8× the
-    bytes of 8-bit pixels) and reduced by the generic batch, as float data are."""
+    bytes of 8-bit pixels) and reduced by the generic batch, as float data are. Each part is
+    converted once and feeds everything asked of it: the moments, the histograms over
+    ``spec``'s range (the batch's, summed) and, with ``covariance``, each image's cross
+    products (None without)."""
     step = max(1, LAB_BATCH_PIXELS // max(1, pixels.shape[1] * pixels.shape[2]))
     moments: list[tuple[IntMoments | FloatMoments, ...]] = []
+    hist: np.ndarray | None = None
+    products: list[Products] | None = [] if covariance else None
     for start in range(0, len(pixels), step):
-        moments += reduce_batch(rgb_to_lab(pixels[start : start + step]), lab_mode()).moments
-    return BatchMoments(moments, None)
+        lab = rgb_to_lab(pixels[start : start + step])
+        moments += reduce_batch(lab, lab_mode()).moments
+        if spec is not None:
+            part = range_histograms(lab, spec)
+            hist = part if hist is None else hist + part
+        if products is not None:
+            products += [cross_products(px, False) for px in lab]
+    return BatchMoments(moments, hist), products
 
 
 def reduce_on_cpu(pixels: np.ndarray, mode: Mode) -> BatchMoments:
