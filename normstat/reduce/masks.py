@@ -29,6 +29,7 @@ __all__ = [
     "alpha_mode",
     "check_nodata",
     "masked_batch",
+    "masked_image",
     "masked_partials",
     "split_alpha",
 ]
@@ -118,6 +119,22 @@ def masked_partials(
     return tuple(moments), range_histograms(pixels, spec, nodata, opaque)
 
 
+def masked_image(
+    pixels: np.ndarray,
+    mode: Mode,
+    mask: MaskOptions,
+    tag: float | None = None,
+    spec: FloatRange | None = None,
+) -> tuple[np.ndarray, tuple[Moments, ...], np.ndarray | None] | str:
+    """One decoded image's colour pixels (an alpha mask's alpha channel removed), partials over
+    its valid pixels and histograms, or why it cannot contribute: ``masked_partials`` with the
+    mask applied to the image (``tag``: the file's own nodata value, used when the mask gives
+    none)."""
+    colour, opaque = split_alpha(pixels, mask.alpha)
+    got = masked_partials(colour, mode, mask.for_channels(colour.shape[-1], tag), opaque, spec)
+    return got if isinstance(got, str) else (colour, *got)
+
+
 def masked_batch(
     pixels: np.ndarray,
     mode: Mode,
@@ -133,13 +150,12 @@ def masked_batch(
     moments: list[tuple[Moments, ...]] = []
     reasons: list[str | None] = []
     for px in pixels:
-        colour, opaque = split_alpha(px, mask.alpha)
-        got = masked_partials(colour, mode, mask.for_channels(colour.shape[-1], tag), opaque, spec)
+        got = masked_image(px, mode, mask, tag, spec)
         if isinstance(got, str):
             reasons.append(got)
             continue
         reasons.append(None)
-        moments.append(got[0])
-        if total is not None and got[1] is not None:
-            total += got[1]
+        moments.append(got[1])
+        if total is not None and got[2] is not None:
+            total += got[2]
     return BatchMoments(moments, total), reasons

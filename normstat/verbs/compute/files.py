@@ -19,7 +19,7 @@ from normstat.readers import Decoded, Probe, Skipped, unreadable
 from normstat.reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
 from normstat.reduce.color import lab_mode, rgb_to_lab
 from normstat.reduce.covariance import cross_products
-from normstat.reduce.masks import alpha_mode, masked_partials, split_alpha
+from normstat.reduce.masks import alpha_mode, masked_image
 from normstat.reduce.ranges import FloatRange, range_histograms
 from normstat.sources import Item, Shard, Source
 from normstat.verbs.common import reader_of
@@ -77,13 +77,11 @@ def masked(
 ) -> tuple[Decoded, tuple[IntMoments | FloatMoments, ...], np.ndarray | None] | Skipped:
     """The image's colour pixels (the alpha channel of an alpha mask removed) and its partials
     over its valid pixels, or why it cannot contribute."""
-    mask = mask or MaskOptions()
-    colour, opaque = split_alpha(dec.pixels, mask.alpha)
-    nodata = mask.for_channels(colour.shape[-1], dec.nodata)
-    got = masked_partials(colour, mode, nodata, opaque, spec)
+    got = masked_image(dec.pixels, mode, mask or MaskOptions(), dec.nodata, spec)
     if isinstance(got, str):
         return Skipped(name, got)
-    return Decoded(colour, dec.native), *got
+    colour, moments, hists = got
+    return Decoded(colour, dec.native), moments, hists
 
 
 def partials(
