@@ -13,6 +13,7 @@ bit for bit.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -136,26 +137,27 @@ def masked_image(
 
 
 def masked_batch(
-    pixels: np.ndarray,
+    images: Iterable[np.ndarray],
     mode: Mode,
     mask: MaskOptions,
     tag: float | None = None,
     spec: FloatRange | None = None,
-) -> tuple[BatchMoments, list[str | None]]:
-    """``masked_partials`` of each image of a B×H×W×C batch (read in ``alpha_mode`` when the
-    mask uses alpha), the summed histogram, and per image why it cannot contribute; ``tag``:
-    the file's own nodata value, used when the mask gives none; ``spec``: float data's range."""
+) -> tuple[BatchMoments, list[np.ndarray | str]]:
+    """``masked_image`` of each H×W×C image (read in ``alpha_mode`` when the mask uses alpha;
+    a batch, or views of some of its images: nothing is copied), the summed histogram, and per
+    image its colour pixels or why it cannot contribute; ``tag``: the file's own nodata value,
+    used when the mask gives none; ``spec``: float data's range."""
     bins = mode.bins if mode.integer else None if spec is None else spec.bins + 2
     total = None if bins is None else np.zeros((len(mode.channels), bins), dtype=np.int64)
     moments: list[tuple[Moments, ...]] = []
-    reasons: list[str | None] = []
-    for px in pixels:
+    out: list[np.ndarray | str] = []
+    for px in images:
         got = masked_image(px, mode, mask, tag, spec)
         if isinstance(got, str):
-            reasons.append(got)
+            out.append(got)
             continue
-        reasons.append(None)
+        out.append(got[0])
         moments.append(got[1])
         if total is not None and got[2] is not None:
             total += got[2]
-    return BatchMoments(moments, total), reasons
+    return BatchMoments(moments, total), out

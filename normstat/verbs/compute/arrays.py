@@ -17,7 +17,7 @@ from normstat.reduce import FloatMoments, IntMoments, histograms, int_partial
 from normstat.reduce.batch import MAX_EXACT_PIXELS, BatchMoments, reduce_batch
 from normstat.reduce.color import lab_mode, rgb_to_lab
 from normstat.reduce.covariance import cross_products
-from normstat.reduce.masks import NAN_LEFT, alpha_mode, masked_batch, split_alpha
+from normstat.reduce.masks import NAN_LEFT, alpha_mode, masked_batch
 from normstat.reduce.ranges import FloatRange, range_histograms
 from normstat.sources import Item, Source
 from normstat.verbs.common import ImageRef, open_item, probe_item
@@ -182,11 +182,15 @@ def _masked_chunk(
         ]
     keep = [i for i, r in enumerate(reasons) if r is None]
     hist = None
+    colours: dict[int, np.ndarray] = {}  # the contributing images' colour pixels
     if pixels is not None and keep:
         spec = None if mode.integer else task.value_range
-        reduced, why = masked_batch(pixels[keep], mode, mask, tag, spec)
-        for i, reason in zip(keep, why, strict=True):
-            reasons[i] = reason
+        reduced, got = masked_batch([pixels[i] for i in keep], mode, mask, tag, spec)
+        for i, colour_or_why in zip(keep, got, strict=True):
+            if isinstance(colour_or_why, str):
+                reasons[i] = colour_or_why
+            else:
+                colours[i] = colour_or_why
         hist = reduced.hist
         moments = iter(reduced.moments)
     outcomes: list[ImageRecord | Skipped | None] = []
@@ -194,8 +198,7 @@ def _masked_chunk(
         if reason is not None or pixels is None:
             outcomes.append(Skipped(task.ref(task.start + offset).name, reason or "unreadable"))
             continue
-        colour, _ = split_alpha(pixels[offset], mask.alpha)
-        record = image_record(Decoded(colour, task.probe.native), mode)
+        record = image_record(Decoded(colours[offset], task.probe.native), mode)
         outcomes.append(replace(record, moments=next(moments)))
     return ChunkResult(outcomes, [None] * len(outcomes), hist)
 
