@@ -23,7 +23,7 @@ from normstat.options import MaskOptions
 from .batch import BatchMoments
 from .histograms import histograms
 from .moments import FloatMoments, IntMoments, float_partial, int_partials
-from .ranges import FloatRange, range_histograms
+from .ranges import FloatRange, range_histogram
 
 __all__ = [
     "NAN_LEFT",
@@ -102,6 +102,7 @@ def masked_partials(
                     hists[c, int(v)] = 0
         return int_partials(hists), hists
     moments: list[Moments] = []
+    ranged = None if spec is None else np.empty((channels, spec.bins + 2), dtype=np.int64)
     for c in range(channels):
         x = pixels[..., c]
         value = None if nodata is None else nodata[c]
@@ -114,10 +115,11 @@ def masked_partials(
             keep = None if value is None else x != value
         if opaque is not None:
             keep = opaque if keep is None else keep & opaque
-        moments.append(float_partial(x if keep is None else x[keep]))
-    if spec is None:
-        return tuple(moments), None
-    return tuple(moments), range_histograms(pixels, spec, nodata, opaque)
+        valid = x if keep is None else x[keep]  # selected once, for the moments and the range
+        moments.append(float_partial(valid))
+        if ranged is not None and spec is not None:
+            ranged[c] = range_histogram(valid, spec)
+    return tuple(moments), ranged
 
 
 def masked_image(

@@ -141,25 +141,13 @@ def range_percentiles(
     return out
 
 
-def range_histograms(
-    pixels: Any,
-    spec: FloatRange,
-    nodata: tuple[float, ...] | None = None,
-    opaque: Any = None,
-) -> np.ndarray:
-    """Channels × (B + 2) histograms of an (N×)H×W×C float array's valid values: those not
-    equal to their channel's ``nodata`` (NaN matches NaN) and, with ``opaque``, opaque."""
+def range_histograms(pixels: Any, spec: FloatRange) -> np.ndarray:
+    """Channels × (B + 2) histograms of an (N×)H×W×C float array's values (a masked image's
+    are histogrammed channel by channel, by ``masked_partials``)."""
     channels = pixels.shape[-1]
     out = np.empty((channels, spec.bins + 2), dtype=np.int64)
     for c in range(channels):
-        x = pixels[..., c]
-        value = None if nodata is None else nodata[c]
-        keep = None
-        if value is not None:
-            keep = ~np.isnan(x) if math.isnan(value) else x != value
-        if opaque is not None:
-            keep = opaque if keep is None else keep & opaque
-        out[c] = range_histogram(x if keep is None else x[keep], spec)
+        out[c] = range_histogram(pixels[..., c], spec)
     return out
 
 
