@@ -32,6 +32,7 @@ __all__ = [
     "masked_batch",
     "masked_image",
     "masked_partials",
+    "read_mode",
     "split_alpha",
 ]
 
@@ -48,6 +49,12 @@ def alpha_mode(mode: Mode) -> Mode:
             f"--alpha mask needs an 8-bit mode without alpha (RGB or L), not {mode.name}"
         )
     return MODES[name]
+
+
+def read_mode(mode: Mode, mask: MaskOptions | None) -> Mode:
+    """The mode images are decoded in: ``alpha_mode`` when the mask uses alpha (None: no mask
+    asked for), else ``mode``."""
+    return alpha_mode(mode) if mask is not None and mask.alpha else mode
 
 
 def check_nodata(mode: Mode, nodata: tuple[float, ...] | None) -> None:

@@ -9,10 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from normstat.modes import Mode
 from normstat.options import MaskOptions
 from normstat.readers import Decoded
-from normstat.reduce.masks import alpha_mode, split_alpha
+from normstat.reduce.masks import read_mode, split_alpha
 
 __all__ = ["mask_of", "read_mode", "valid_pixels"]
 
@@ -22,11 +21,6 @@ def mask_of(options: dict[str, Any]) -> MaskOptions:
     nodata = options.get("nodata")
     values = None if nodata is None else tuple(math.nan if v == "nan" else float(v) for v in nodata)
     return MaskOptions(values, options.get("alpha") == "mask")
-
-
-def read_mode(mode: Mode, mask: MaskOptions) -> Mode:
-    """The mode to decode in: with alpha when the mask uses it."""
-    return alpha_mode(mode) if mask.alpha else mode
 
 
 def valid_pixels(dec: Decoded, mask: MaskOptions) -> tuple[np.ndarray, np.ndarray | None]:

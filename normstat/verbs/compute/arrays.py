@@ -17,7 +17,7 @@ from normstat.reduce import FloatMoments, IntMoments, histograms, int_partial
 from normstat.reduce.batch import MAX_EXACT_PIXELS, BatchMoments, reduce_batch
 from normstat.reduce.color import lab_mode, rgb_to_lab
 from normstat.reduce.covariance import cross_products
-from normstat.reduce.masks import NAN_LEFT, alpha_mode, masked_batch
+from normstat.reduce.masks import NAN_LEFT, masked_batch, read_mode
 from normstat.reduce.ranges import FloatRange, range_histograms
 from normstat.sources import Item, Source
 from normstat.verbs.common import ImageRef, open_item, probe_item
@@ -172,7 +172,7 @@ def _masked_chunk(
 ) -> ChunkResult:
     """``array_chunk`` over valid pixels: read with alpha for an alpha mask, NaN kept for a NaN
     nodata (the reader flags it; infinity is still a skip), each image reduced alone."""
-    pixels, reasons = read_task(task, alpha_mode(mode) if mask.alpha else mode)
+    pixels, reasons = read_task(task, read_mode(mode, mask))
     nodata = mask.for_channels(len(mode.channels), tag)
     nan_ok = nodata is not None and any(v != v for v in nodata)
     if pixels is not None and nan_ok:

@@ -19,7 +19,7 @@ from normstat.readers import Decoded, Probe, Skipped, unreadable
 from normstat.reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
 from normstat.reduce.color import lab_mode, rgb_to_lab
 from normstat.reduce.covariance import cross_products
-from normstat.reduce.masks import alpha_mode, masked_image
+from normstat.reduce.masks import masked_image, read_mode
 from normstat.reduce.ranges import FloatRange, range_histograms
 from normstat.sources import Item, Shard, Source
 from normstat.verbs.common import reader_of
@@ -43,10 +43,6 @@ class FileTask:
     covariance: bool = False
     value_range: FloatRange | None = None  # float data histogrammed over it (--range)
     color: str | None = None  # "lab": reduced as CIELAB, fingerprinted as the RGB pixels
-
-    def read_mode(self, mode: Mode) -> Mode:
-        """The mode images are decoded in: with their alpha channel for an alpha mask."""
-        return alpha_mode(mode) if self.mask is not None and self.mask.alpha else mode
 
 
 def _load(task: FileTask, item: Item, f: BinaryIO | OSError, mode: Mode) -> Loaded:
@@ -124,7 +120,7 @@ def reduce_chunk(task: FileTask) -> ChunkResult:
     result = ChunkResult([], [], total)
     thumbs: list[np.ndarray] = []
     where: list[int] = []
-    for i, (item, (head, dec, deferred)) in enumerate(_loaded(task, task.read_mode(mode))):
+    for i, (item, (head, dec, deferred)) in enumerate(_loaded(task, read_mode(mode, task.mask))):
         result.items.append(item)
         result.canonical.append(head.canonical if isinstance(head, Probe) else None)
         if deferred:
