@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from normstat.errors import InputError
 from normstat.modes import Mode, get_mode
 from normstat.options import MaskOptions, ReadOptions
 from normstat.readers import BatchReader, Decoded, Probe, Skipped, unreadable
@@ -22,7 +21,7 @@ from normstat.reduce.ranges import FloatRange, range_histograms
 from normstat.sources import Item, Source
 from normstat.verbs.common import ImageRef, open_item, probe_item
 
-from .records import ChunkResult, ImageRecord, image_record
+from .records import ChunkResult, ImageRecord, image_record, refuse_masked
 
 __all__ = [
     "CPU_BATCH_BYTES",
@@ -134,11 +133,7 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
     mode = get_mode(task.mode_name)
     tag = getattr(task.probe, "nodata", None)  # the file's own nodata (a TIFF's GDAL_NODATA)
     if task.mask is not None or tag is not None:
-        if task.covariance or task.color:  # masks decided per RGB channel: not LAB's
-            what = "--covariance" if task.covariance else "--color lab"
-            raise InputError(
-                task.item.path, f"has a nodata tag: {what} cannot be combined with masks"
-            )
+        refuse_masked(task.item.path, task.covariance, task.color)
         return _masked_chunk(task, mode, task.mask or MaskOptions(), tag)
     pixels, reasons = read_task(task, mode)
     outcomes: list[ImageRecord | Skipped | None] = []

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from normstat.errors import DeviceError, InputError
+from normstat.errors import DeviceError
 from normstat.fingerprints import gray_image, hashes_of, thumbnail
 from normstat.modes import Mode, get_mode
 from normstat.options import MaskOptions, ReadOptions
@@ -24,7 +24,7 @@ from normstat.reduce.ranges import FloatRange, range_histograms
 from normstat.sources import Item, Shard, Source
 from normstat.verbs.common import reader_of
 
-from .records import ChunkResult, ImageRecord, image_record
+from .records import ChunkResult, ImageRecord, image_record, refuse_masked
 
 __all__ = ["DecodedChunk", "FileTask", "decode_chunk", "reduce_chunk"]
 
@@ -128,11 +128,7 @@ def reduce_chunk(task: FileTask) -> ChunkResult:
         outcome = _outcome(item, head, dec)
         values = None
         if isinstance(outcome, Decoded) and (task.mask is not None or outcome.nodata is not None):
-            if task.covariance or task.color:  # masks decided per RGB channel: not LAB's
-                what = "--covariance" if task.covariance else "--color lab"
-                raise InputError(
-                    item.path, f"has a nodata tag: {what} cannot be combined with masks"
-                )
+            refuse_masked(item.path, task.covariance, task.color)
             got = masked(outcome, mode, task.mask, item.path, spec)
             if isinstance(got, Skipped):
                 outcome = got
