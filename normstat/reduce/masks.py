@@ -34,6 +34,7 @@ __all__ = [
     "masked_partials",
     "read_mode",
     "split_alpha",
+    "valid_mask",
 ]
 
 NAN_LEFT = "non-finite pixel values (NaN or infinity)"  # the readers' words for the same skip
@@ -84,6 +85,19 @@ def split_alpha(pixels: np.ndarray, alpha: bool) -> tuple[np.ndarray, np.ndarray
     return np.ascontiguousarray(pixels[..., :-1]), pixels[..., -1] > 0
 
 
+def valid_mask(x: np.ndarray, value: float | None, opaque: np.ndarray | None) -> np.ndarray | None:
+    """Which pixels of the channel ``x`` are valid: those not equal to its nodata ``value``
+    (NaN matches NaN; an integer channel holds none) and, with ``opaque``, opaque; None: all."""
+    keep = None
+    if value is not None and math.isnan(value):
+        keep = ~np.isnan(x) if x.dtype.kind == "f" else None
+    elif value is not None:
+        keep = x != value
+    if opaque is not None:
+        keep = opaque if keep is None else keep & opaque
+    return keep
+
+
 def masked_partials(
     pixels: np.ndarray,
     mode: Mode,
@@ -113,15 +127,9 @@ def masked_partials(
     for c in range(channels):
         x = pixels[..., c]
         value = None if nodata is None else nodata[c]
-        nan = np.isnan(x)
-        if value is not None and math.isnan(value):
-            keep = ~nan
-        else:
-            if nan.any():
-                return NAN_LEFT
-            keep = None if value is None else x != value
-        if opaque is not None:
-            keep = opaque if keep is None else keep & opaque
+        if (value is None or not math.isnan(value)) and np.isnan(x).any():
+            return NAN_LEFT
+        keep = valid_mask(x, value, opaque)
         valid = x if keep is None else x[keep]  # selected once, for the moments and the range
         moments.append(float_partial(valid))
         if ranged is not None and spec is not None:
