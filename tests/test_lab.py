@@ -353,3 +353,29 @@ def test_lab_with_a_range_has_exact_float_percentiles(tmp_path: Path) -> None:
     stack = normstat.compute(tmp_path / "npy", color="lab", value_range=(-60, 110), workers=1)
     lab = [np.concatenate([rgb_to_lab(p)[..., c].ravel() for p in same]) for c in range(3)]
     _assert_percentiles(stack, lab, -60.0, 110.0)
+
+
+def test_stack_converted_in_parts_gives_the_files_statistics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stack's CIELAB moments, --range histogram and cross products come from one conversion
+    of each part: any part size gives the same manifest, and the files route's statistics."""
+    from normstat.verbs.compute import arrays
+
+    stack = np.random.default_rng(13).integers(0, 256, (7, 6, 5, 3), dtype=np.uint8)
+    stack[2], stack[3] = 0, 255
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").mkdir()
+    np.save(tmp_path / "d" / "s.npy", stack)
+    for i, px in enumerate(stack):
+        Image.fromarray(px).save(tmp_path / "f" / f"{i}.png")
+    kw: dict = dict(workers=1, color="lab", covariance=True, value_range=(-60, 110))
+    files = normstat.compute(tmp_path / "f", **kw).data
+    got = []
+    for part in (1, 61, 1 << 20):  # one image per part, two, the whole batch
+        monkeypatch.setattr(arrays, "LAB_BATCH_PIXELS", part)
+        data = normstat.compute(tmp_path / "d", **kw).data
+        got.append({k: v for k, v in data.items() if k != "created"})
+    assert got[0] == got[1] == got[2]
+    for key in ("mean", "std", "min", "max", "raw", "range", "correlation", "pca", "pixels"):
+        assert got[0][key] == files[key], key

@@ -404,3 +404,36 @@ def test_apply_nan_nodata_float_stack(tmp_path: Path) -> None:
     want = (a[0].astype(np.float64) - stats.mean[0]) / stats.std[0]
     np.testing.assert_allclose(got[valid], want[valid], rtol=1e-6, atol=1e-6)
     assert (got[~valid] == 0).all()
+
+
+def test_apply_and_compute_share_the_validity_rule() -> None:
+    """apply's valid pixels are those compute reduces: per channel, not its nodata (NaN matches
+    NaN, and masks nothing in integer pixels) and opaque, whatever the dtype."""
+    from normstat.options import MaskOptions
+    from normstat.readers import Decoded
+    from normstat.verbs.apply.masking import valid_pixels
+
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 4, (5, 6, 4), dtype=np.uint8)
+    floats = rng.integers(0, 4, (5, 6, 3)).astype(np.float32)
+    floats[rng.random((5, 6, 3)) < 0.3] = np.nan
+    cases = [
+        (rgba, MaskOptions((1.0, math.nan, 3.0), True), [1.0, math.nan, 3.0], True),
+        (rgba[..., :3], MaskOptions((math.nan,)), None, False),
+        (floats, MaskOptions((math.nan, 2.0, math.nan)), [math.nan, 2.0, math.nan], False),
+    ]
+    for px, mask, nodata, alpha in cases:
+        colour, valid = valid_pixels(Decoded(px, "x"), mask)
+        assert np.array_equal(colour, px[..., :3], equal_nan=px.dtype.kind == "f")
+        if nodata is None:  # NaN nodata masks nothing in integer pixels
+            assert valid is not None and valid.all()
+            continue
+        want = np.stack(
+            [
+                np.isnan(px[..., c]) if math.isnan(v) else px[..., c] == v
+                for c, v in enumerate(nodata)
+            ],
+            axis=-1,
+        )
+        want = ~want & (px[..., 3:] > 0 if alpha else True)
+        assert valid is not None and np.array_equal(valid, want)

@@ -21,7 +21,7 @@ from PIL import Image
 
 import normstat
 from normstat.errors import DeviceError, InputError, ManifestError
-from normstat.reduce.ranges import FloatRange, range_histogram
+from normstat.reduce.ranges import FloatRange, range_histogram, range_percentiles
 
 B = 65536
 RANGES = [(0.0, 1.0), (-1.0, 1.0), (0.1, 0.7), (-0.5, 0.5), (-1e-300, 3e-300), (1e8, 1e8 + 3)]
@@ -135,6 +135,30 @@ def test_percentiles_contain_numpy_nearest_rank(tmp_path: Path, dtype: type) -> 
     loaded = normstat.Stats.load(str(path))
     assert loaded.data["raw"] == stats.data["raw"]
     assert np.array_equal(loaded.histogram, stats.histogram)  # type: ignore[arg-type]
+
+
+def test_percentiles_of_histograms_are_nearest_rank_bins() -> None:
+    """Straight from histograms (tails, single bins, empty bins, q = 0 and 100): the percentile
+    is the lower edge of the bin holding NumPy's nearest-rank sample, or below / above."""
+    rng = np.random.default_rng(21)
+    qs = (0.0, 0.5, 1.0, 5.0, 33.333, 50.0, 95.0, 99.5, 100.0)
+    for bins in (1, 2, 4, 16):
+        spec = FloatRange(-1.5, 2.25, bins)
+        edges = spec.edges()
+        hists = [np.eye(bins + 2, dtype=np.int64)[k] for k in range(bins + 2)]
+        hists += [
+            rng.integers(0, 4, bins + 2) * (rng.random(bins + 2) < 0.5)
+            + np.eye(bins + 2, dtype=np.int64)[k % (bins + 2)]
+            for k in range(50)
+        ]
+        for hist in hists:
+            samples = np.repeat(np.arange(bins + 2), hist)
+            want = [int(np.percentile(samples, q, method="inverted_cdf")) for q in qs]
+            got = range_percentiles(hist, spec, qs)
+            assert got == [
+                "below" if i == 0 else "above" if i == bins + 1 else float(edges[i - 1])
+                for i in want
+            ]
 
 
 def test_nan_nodata_and_float_tiffs(tmp_path: Path) -> None:

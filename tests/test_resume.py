@@ -5,6 +5,7 @@ matches its files, options or plan, or that cannot be read back, is redone."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -162,3 +163,66 @@ def test_compute_killed_mid_run_resumes_from_its_partials(tmp_path) -> None:
     )
     assert clean.returncode == 0, clean.stderr
     assert _body(tmp_path / "resumed.json") == _body(tmp_path / "clean.json")
+
+
+def test_partial_names_are_the_digest_of_their_literal_identity(tmp_path: Path) -> None:
+    """A partial's name is the digest of its identity's JSON: these spell it out for shards and
+    stack batches, with and without each option, so that no change renames the partials kept
+    by earlier runs (a rename redoes them all)."""
+    import hashlib
+
+    from normstat._version import __version__
+    from normstat.options import ComputeOptions, MaskOptions
+    from normstat.reduce.ranges import FloatRange
+    from normstat.sources import Item, Shard
+    from normstat.verbs.compute.arrays import ArrayTask
+
+    class Stamped:
+        def version(self, item: Item) -> str:
+            return f"7:{item.rel}"
+
+    def digest(ident: dict) -> str:
+        ident = {"format": "normstat/partial@1", "normstat": __version__, **ident}
+        text = json.dumps(ident, sort_keys=True, ensure_ascii=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+    partials = Partials(str(tmp_path / "p"))
+    items = (Item("/r", "a.png"), Item("/r", "b.png"))
+    shard = Shard("/r", "a.png", items, "v1")
+    files = [["/r", "a.png"], ["/r", "b.png"]]
+    read = [100, False]
+    assert partials.key("files", "RGB", None, shard) == digest(
+        {"kind": "files", "mode": "RGB", "read": None, "npy_layout": None,
+         "shard": ["/r", "a.png", "v1", files]}
+    )  # fmt: skip
+    assert partials.key("files", "F", ComputeOptions(max_pixels=100), shard) == digest(
+        {"kind": "files", "mode": "F", "read": read, "npy_layout": "auto",
+         "shard": ["/r", "a.png", "v1", files]}
+    )  # fmt: skip
+    masked = ComputeOptions(max_pixels=100, nodata=(0.5, math.nan), value_range=(-1.0, 2.5))
+    assert partials.key("files", "F", masked, shard) == digest(
+        {"kind": "files", "mode": "F", "read": read, "npy_layout": "auto",
+         "masks": [[["0.5", "nan"], False], None], "value_range": ["-1.0", "2.5", 65536],
+         "shard": ["/r", "a.png", "v1", files]}
+    )  # fmt: skip
+    lab = ComputeOptions(max_pixels=100, covariance=True, value_range=(-60.0, 110.0), color="lab")
+    assert partials.key("files", "RGB", lab, shard) == digest(
+        {"kind": "files", "mode": "RGB", "read": read, "npy_layout": "auto",
+         "value_range": ["-60.0", "110.0", 65536], "covariance": True, "color": "lab",
+         "shard": ["/r", "a.png", "v1", files]}
+    )  # fmt: skip
+    stack = Item("/r", "s.npy")
+    plain = ArrayTask(Stamped(), stack, "PROBE", 4, 9, "RGB", True)  # type: ignore[arg-type]
+    assert partials.key("stack", "RGB", None, plain) == digest(
+        {"kind": "stack", "mode": "RGB", "stack": ["/r", "s.npy", "7:s.npy", "'PROBE'"],
+         "range": [4, 9, True]}
+    )  # fmt: skip
+    every = ArrayTask(
+        Stamped(), stack, "PROBE", 0, 3, "RGB", False,  # type: ignore[arg-type]
+        MaskOptions((7.0,), True), True, FloatRange(-1.0, 2.5, 1024), "lab",
+    )  # fmt: skip
+    assert partials.key("stack", "RGB", None, every) == digest(
+        {"kind": "stack", "mode": "RGB", "stack": ["/r", "s.npy", "7:s.npy", "'PROBE'"],
+         "range": [0, 3, False], "masks": [[["7.0"], True], None], "covariance": True,
+         "value_range": ["-1.0", "2.5", 1024], "color": "lab"}
+    )  # fmt: skip

@@ -13,6 +13,7 @@ bit for bit.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -22,15 +23,18 @@ from normstat.options import MaskOptions
 from .batch import BatchMoments
 from .histograms import histograms
 from .moments import FloatMoments, IntMoments, float_partial, int_partials
-from .ranges import FloatRange, range_histograms
+from .ranges import FloatRange, range_histogram
 
 __all__ = [
     "NAN_LEFT",
     "alpha_mode",
     "check_nodata",
     "masked_batch",
+    "masked_image",
     "masked_partials",
+    "read_mode",
     "split_alpha",
+    "valid_mask",
 ]
 
 NAN_LEFT = "non-finite pixel values (NaN or infinity)"  # the readers' words for the same skip
@@ -46,6 +50,12 @@ def alpha_mode(mode: Mode) -> Mode:
             f"--alpha mask needs an 8-bit mode without alpha (RGB or L), not {mode.name}"
         )
     return MODES[name]
+
+
+def read_mode(mode: Mode, mask: MaskOptions | None) -> Mode:
+    """The mode images are decoded in: ``alpha_mode`` when the mask uses alpha (None: no mask
+    asked for), else ``mode``."""
+    return alpha_mode(mode) if mask is not None and mask.alpha else mode
 
 
 def check_nodata(mode: Mode, nodata: tuple[float, ...] | None) -> None:
@@ -75,6 +85,19 @@ def split_alpha(pixels: np.ndarray, alpha: bool) -> tuple[np.ndarray, np.ndarray
     return np.ascontiguousarray(pixels[..., :-1]), pixels[..., -1] > 0
 
 
+def valid_mask(x: np.ndarray, value: float | None, opaque: np.ndarray | None) -> np.ndarray | None:
+    """Which pixels of the channel ``x`` are valid: those not equal to its nodata ``value``
+    (NaN matches NaN; an integer channel holds none) and, with ``opaque``, opaque; None: all."""
+    keep = None
+    if value is not None and math.isnan(value):
+        keep = ~np.isnan(x) if x.dtype.kind == "f" else None
+    elif value is not None:
+        keep = x != value
+    if opaque is not None:
+        keep = opaque if keep is None else keep & opaque
+    return keep
+
+
 def masked_partials(
     pixels: np.ndarray,
     mode: Mode,
@@ -100,46 +123,58 @@ def masked_partials(
                     hists[c, int(v)] = 0
         return int_partials(hists), hists
     moments: list[Moments] = []
+    ranged = None if spec is None else np.empty((channels, spec.bins + 2), dtype=np.int64)
     for c in range(channels):
         x = pixels[..., c]
         value = None if nodata is None else nodata[c]
-        nan = np.isnan(x)
-        if value is not None and math.isnan(value):
-            keep = ~nan
-        else:
-            if nan.any():
-                return NAN_LEFT
-            keep = None if value is None else x != value
-        if opaque is not None:
-            keep = opaque if keep is None else keep & opaque
-        moments.append(float_partial(x if keep is None else x[keep]))
-    if spec is None:
-        return tuple(moments), None
-    return tuple(moments), range_histograms(pixels, spec, nodata, opaque)
+        if (value is None or not math.isnan(value)) and np.isnan(x).any():
+            return NAN_LEFT
+        keep = valid_mask(x, value, opaque)
+        valid = x if keep is None else x[keep]  # selected once, for the moments and the range
+        moments.append(float_partial(valid))
+        if ranged is not None and spec is not None:
+            ranged[c] = range_histogram(valid, spec)
+    return tuple(moments), ranged
 
 
-def masked_batch(
+def masked_image(
     pixels: np.ndarray,
     mode: Mode,
     mask: MaskOptions,
     tag: float | None = None,
     spec: FloatRange | None = None,
-) -> tuple[BatchMoments, list[str | None]]:
-    """``masked_partials`` of each image of a B×H×W×C batch (read in ``alpha_mode`` when the
-    mask uses alpha), the summed histogram, and per image why it cannot contribute; ``tag``:
-    the file's own nodata value, used when the mask gives none; ``spec``: float data's range."""
+) -> tuple[np.ndarray, tuple[Moments, ...], np.ndarray | None] | str:
+    """One decoded image's colour pixels (an alpha mask's alpha channel removed), partials over
+    its valid pixels and histograms, or why it cannot contribute: ``masked_partials`` with the
+    mask applied to the image (``tag``: the file's own nodata value, used when the mask gives
+    none)."""
+    colour, opaque = split_alpha(pixels, mask.alpha)
+    got = masked_partials(colour, mode, mask.for_channels(colour.shape[-1], tag), opaque, spec)
+    return got if isinstance(got, str) else (colour, *got)
+
+
+def masked_batch(
+    images: Iterable[np.ndarray],
+    mode: Mode,
+    mask: MaskOptions,
+    tag: float | None = None,
+    spec: FloatRange | None = None,
+) -> tuple[BatchMoments, list[np.ndarray | str]]:
+    """``masked_image`` of each H×W×C image (read in ``alpha_mode`` when the mask uses alpha;
+    a batch, or views of some of its images: nothing is copied), the summed histogram, and per
+    image its colour pixels or why it cannot contribute; ``tag``: the file's own nodata value,
+    used when the mask gives none; ``spec``: float data's range."""
     bins = mode.bins if mode.integer else None if spec is None else spec.bins + 2
     total = None if bins is None else np.zeros((len(mode.channels), bins), dtype=np.int64)
     moments: list[tuple[Moments, ...]] = []
-    reasons: list[str | None] = []
-    for px in pixels:
-        colour, opaque = split_alpha(px, mask.alpha)
-        got = masked_partials(colour, mode, mask.for_channels(colour.shape[-1], tag), opaque, spec)
+    out: list[np.ndarray | str] = []
+    for px in images:
+        got = masked_image(px, mode, mask, tag, spec)
         if isinstance(got, str):
-            reasons.append(got)
+            out.append(got)
             continue
-        reasons.append(None)
-        moments.append(got[0])
-        if total is not None and got[1] is not None:
-            total += got[1]
-    return BatchMoments(moments, total), reasons
+        out.append(got[0])
+        moments.append(got[1])
+        if total is not None and got[2] is not None:
+            total += got[2]
+    return BatchMoments(moments, total), out

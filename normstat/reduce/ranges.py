@@ -23,6 +23,8 @@ import numpy as np
 
 from normstat.options import RANGE_BINS, range_pair
 
+from .histograms import percentiles_from_histogram
+
 __all__ = [
     "ABOVE",
     "BELOW",
@@ -129,37 +131,22 @@ def range_percentiles(
 ) -> list[float | str]:
     """Per percentile q, the nearest-rank percentile's bin as its lower edge (the smallest
     float64 ≥ e_k: the true value lies in [edge, next edge)), or BELOW / ABOVE when it lies
-    outside [LO, HI]. ``hist`` is one channel's [below, bins..., above]."""
-    cdf = np.cumsum(hist, dtype=np.int64)
-    n = int(cdf[-1])
+    outside [LO, HI]. ``hist`` is one channel's [below, bins..., above], whose nearest-rank
+    index is the integer histograms' (index 0 below, B + 1 above)."""
     edges = spec.edges()
-    out: list[float | str] = []
-    for q in qs:
-        rank = max(1, math.ceil(Fraction(str(q)) * n / 100))
-        i = int(np.searchsorted(cdf, rank, side="left"))
-        out.append(BELOW if i == 0 else ABOVE if i == spec.bins + 1 else float(edges[i - 1]))
-    return out
+    return [
+        BELOW if i == 0 else ABOVE if i == spec.bins + 1 else float(edges[i - 1])
+        for i in percentiles_from_histogram(hist, qs)
+    ]
 
 
-def range_histograms(
-    pixels: Any,
-    spec: FloatRange,
-    nodata: tuple[float, ...] | None = None,
-    opaque: Any = None,
-) -> np.ndarray:
-    """Channels × (B + 2) histograms of an (N×)H×W×C float array's valid values: those not
-    equal to their channel's ``nodata`` (NaN matches NaN) and, with ``opaque``, opaque."""
+def range_histograms(pixels: Any, spec: FloatRange) -> np.ndarray:
+    """Channels × (B + 2) histograms of an (N×)H×W×C float array's values (a masked image's
+    are histogrammed channel by channel, by ``masked_partials``)."""
     channels = pixels.shape[-1]
     out = np.empty((channels, spec.bins + 2), dtype=np.int64)
     for c in range(channels):
-        x = pixels[..., c]
-        value = None if nodata is None else nodata[c]
-        keep = None
-        if value is not None:
-            keep = ~np.isnan(x) if math.isnan(value) else x != value
-        if opaque is not None:
-            keep = opaque if keep is None else keep & opaque
-        out[c] = range_histogram(x if keep is None else x[keep], spec)
+        out[c] = range_histogram(pixels[..., c], spec)
     return out
 
 

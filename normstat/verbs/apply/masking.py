@@ -9,10 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from normstat.modes import Mode
 from normstat.options import MaskOptions
 from normstat.readers import Decoded
-from normstat.reduce.masks import alpha_mode, split_alpha
+from normstat.reduce.masks import read_mode, split_alpha, valid_mask
 
 __all__ = ["mask_of", "read_mode", "valid_pixels"]
 
@@ -24,11 +23,6 @@ def mask_of(options: dict[str, Any]) -> MaskOptions:
     return MaskOptions(values, options.get("alpha") == "mask")
 
 
-def read_mode(mode: Mode, mask: MaskOptions) -> Mode:
-    """The mode to decode in: with alpha when the mask uses it."""
-    return alpha_mode(mode) if mask.alpha else mode
-
-
 def valid_pixels(dec: Decoded, mask: MaskOptions) -> tuple[np.ndarray, np.ndarray | None]:
     """The colour pixels, and which are valid (H×W×C; None: every pixel, nothing to mask)."""
     colour, opaque = split_alpha(dec.pixels, mask.alpha)
@@ -36,13 +30,8 @@ def valid_pixels(dec: Decoded, mask: MaskOptions) -> tuple[np.ndarray, np.ndarra
     if nodata is None and opaque is None:
         return colour, None
     valid = np.ones(colour.shape, dtype=bool)
-    if nodata is not None:
-        for c, v in enumerate(nodata):
-            x = colour[..., c]
-            if math.isnan(v):
-                valid[..., c] = ~np.isnan(x) if x.dtype.kind == "f" else True
-            else:
-                valid[..., c] = x != v
-    if opaque is not None:
-        valid &= opaque[..., None]
+    for c in range(colour.shape[-1]):
+        keep = valid_mask(colour[..., c], None if nodata is None else nodata[c], opaque)
+        if keep is not None:
+            valid[..., c] = keep
     return colour, valid

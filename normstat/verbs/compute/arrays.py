@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from normstat.errors import InputError
 from normstat.modes import Mode, get_mode
 from normstat.options import MaskOptions, ReadOptions
 from normstat.readers import BatchReader, Decoded, Probe, Skipped, unreadable
@@ -17,12 +16,12 @@ from normstat.reduce import FloatMoments, IntMoments, histograms, int_partial
 from normstat.reduce.batch import MAX_EXACT_PIXELS, BatchMoments, reduce_batch
 from normstat.reduce.color import lab_mode, rgb_to_lab
 from normstat.reduce.covariance import cross_products
-from normstat.reduce.masks import NAN_LEFT, alpha_mode, masked_batch, split_alpha
+from normstat.reduce.masks import NAN_LEFT, masked_batch, read_mode
 from normstat.reduce.ranges import FloatRange, range_histograms
 from normstat.sources import Item, Source
 from normstat.verbs.common import ImageRef, open_item, probe_item
 
-from .records import ChunkResult, ImageRecord, image_record
+from .records import ChunkResult, ImageRecord, image_record, refuse_masked
 
 __all__ = [
     "CPU_BATCH_BYTES",
@@ -134,11 +133,7 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
     mode = get_mode(task.mode_name)
     tag = getattr(task.probe, "nodata", None)  # the file's own nodata (a TIFF's GDAL_NODATA)
     if task.mask is not None or tag is not None:
-        if task.covariance or task.color:  # masks decided per RGB channel: not LAB's
-            what = "--covariance" if task.covariance else "--color lab"
-            raise InputError(
-                task.item.path, f"has a nodata tag: {what} cannot be combined with masks"
-            )
+        refuse_masked(task.item.path, task.covariance, task.color)
         return _masked_chunk(task, mode, task.mask or MaskOptions(), tag)
     pixels, reasons = read_task(task, mode)
     outcomes: list[ImageRecord | Skipped | None] = []
@@ -152,17 +147,18 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
         keep = [i for i, r in enumerate(reasons) if r is None]
         if keep:
             valid = pixels if len(keep) == len(pixels) else pixels[keep]
-            reduced = lab_batch(valid) if task.color else reduce_on_cpu(valid, mode)
-            attach(outcomes, keep, reduced)
-            hist = reduced.hist
-            if task.value_range is not None and (task.color or not mode.integer):
-                values = rgb_to_lab(valid) if task.color else valid
-                hist = range_histograms(values, task.value_range)
-            if task.covariance:
-                for i in keep:
-                    px = rgb_to_lab(pixels[i]) if task.color else pixels[i]
-                    products = cross_products(px, not task.color and mode.integer)
-                    outcomes[i] = replace(outcomes[i], products=products)  # type: ignore[type-var]
+            if task.color:  # each part converted once, for everything asked
+                reduced, products = lab_batch(valid, task.value_range, task.covariance)
+                hist = reduced.hist
+            else:
+                reduced = reduce_on_cpu(valid, mode)
+                hist = reduced.hist
+                if task.value_range is not None and not mode.integer:
+                    hist = range_histograms(valid, task.value_range)
+                products = None
+                if task.covariance:
+                    products = [cross_products(px, mode.integer) for px in valid]
+            attach(outcomes, keep, reduced, products)
     return ChunkResult(outcomes, [None] * len(outcomes), hist)
 
 
@@ -171,7 +167,7 @@ def _masked_chunk(
 ) -> ChunkResult:
     """``array_chunk`` over valid pixels: read with alpha for an alpha mask, NaN kept for a NaN
     nodata (the reader flags it; infinity is still a skip), each image reduced alone."""
-    pixels, reasons = read_task(task, alpha_mode(mode) if mask.alpha else mode)
+    pixels, reasons = read_task(task, read_mode(mode, mask))
     nodata = mask.for_channels(len(mode.channels), tag)
     nan_ok = nodata is not None and any(v != v for v in nodata)
     if pixels is not None and nan_ok:
@@ -181,11 +177,15 @@ def _masked_chunk(
         ]
     keep = [i for i, r in enumerate(reasons) if r is None]
     hist = None
+    colours: dict[int, np.ndarray] = {}  # the contributing images' colour pixels
     if pixels is not None and keep:
         spec = None if mode.integer else task.value_range
-        reduced, why = masked_batch(pixels[keep], mode, mask, tag, spec)
-        for i, reason in zip(keep, why, strict=True):
-            reasons[i] = reason
+        reduced, got = masked_batch([pixels[i] for i in keep], mode, mask, tag, spec)
+        for i, colour_or_why in zip(keep, got, strict=True):
+            if isinstance(colour_or_why, str):
+                reasons[i] = colour_or_why
+            else:
+                colours[i] = colour_or_why
         hist = reduced.hist
         moments = iter(reduced.moments)
     outcomes: list[ImageRecord | Skipped | None] = []
@@ -193,33 +193,55 @@ def _masked_chunk(
         if reason is not None or pixels is None:
             outcomes.append(Skipped(task.ref(task.start + offset).name, reason or "unreadable"))
             continue
-        colour, _ = split_alpha(pixels[offset], mask.alpha)
-        record = image_record(Decoded(colour, task.probe.native), mode)
+        record = image_record(Decoded(colours[offset], task.probe.native), mode)
         outcomes.append(replace(record, moments=next(moments)))
     return ChunkResult(outcomes, [None] * len(outcomes), hist)
 
 
+Products = tuple[int | float, ...]
+
+
 def attach(
-    outcomes: list[ImageRecord | Skipped | None], keep: list[int], reduced: BatchMoments
+    outcomes: list[ImageRecord | Skipped | None],
+    keep: list[int],
+    reduced: BatchMoments,
+    products: list[Products] | None = None,
 ) -> None:
-    """Each kept image's record gets its moments from the batch reduction."""
-    for i, moments in zip(keep, reduced.moments, strict=True):
+    """Each kept image's record gets its moments from the batch reduction, and its cross
+    products when the covariance is asked for."""
+    for k, (i, moments) in enumerate(zip(keep, reduced.moments, strict=True)):
         record = outcomes[i]
         assert isinstance(record, ImageRecord)
-        outcomes[i] = replace(record, moments=moments)
+        if products is None:
+            outcomes[i] = replace(record, moments=moments)
+        else:
+            outcomes[i] = replace(record, moments=moments, products=products[k])
 
 
 LAB_BATCH_PIXELS = 1 << 20  # converted at a time: 24 MB of float64 CIELAB, and as much again
 
 
-def lab_batch(pixels: np.ndarray) -> BatchMoments:
+def lab_batch(
+    pixels: np.ndarray, spec: FloatRange | None = None, covariance: bool = False
+) -> tuple[BatchMoments, list[Products] | None]:
     """A B×H×W×3 RGB batch's CIELAB partials, converted a part at a time (float64 is 8× the
-    bytes of 8-bit pixels) and reduced by the generic batch, as float data are."""
+    bytes of 8-bit pixels) and reduced by the generic batch, as float data are. Each part is
+    converted once and feeds everything asked of it: the moments, the histograms over
+    ``spec``'s range (the batch's, summed) and, with ``covariance``, each image's cross
+    products (None without)."""
     step = max(1, LAB_BATCH_PIXELS // max(1, pixels.shape[1] * pixels.shape[2]))
     moments: list[tuple[IntMoments | FloatMoments, ...]] = []
+    hist: np.ndarray | None = None
+    products: list[Products] | None = [] if covariance else None
     for start in range(0, len(pixels), step):
-        moments += reduce_batch(rgb_to_lab(pixels[start : start + step]), lab_mode()).moments
-    return BatchMoments(moments, None)
+        lab = rgb_to_lab(pixels[start : start + step])
+        moments += reduce_batch(lab, lab_mode()).moments
+        if spec is not None:
+            part = range_histograms(lab, spec)
+            hist = part if hist is None else hist + part
+        if products is not None:
+            products += [cross_products(px, False) for px in lab]
+    return BatchMoments(moments, hist), products
 
 
 def reduce_on_cpu(pixels: np.ndarray, mode: Mode) -> BatchMoments:

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from normstat.errors import DeviceError, InputError
+from normstat.errors import DeviceError
 from normstat.fingerprints import gray_image, hashes_of, thumbnail
 from normstat.modes import Mode, get_mode
 from normstat.options import MaskOptions, ReadOptions
@@ -19,12 +19,12 @@ from normstat.readers import Decoded, Probe, Skipped, unreadable
 from normstat.reduce import FloatMoments, IntMoments, float_partial, histograms, int_partials
 from normstat.reduce.color import lab_mode, rgb_to_lab
 from normstat.reduce.covariance import cross_products
-from normstat.reduce.masks import alpha_mode, masked_partials, split_alpha
+from normstat.reduce.masks import masked_image, read_mode
 from normstat.reduce.ranges import FloatRange, range_histograms
 from normstat.sources import Item, Shard, Source
 from normstat.verbs.common import reader_of
 
-from .records import ChunkResult, ImageRecord, image_record
+from .records import ChunkResult, ImageRecord, image_record, refuse_masked
 
 __all__ = ["DecodedChunk", "FileTask", "decode_chunk", "reduce_chunk"]
 
@@ -43,10 +43,6 @@ class FileTask:
     covariance: bool = False
     value_range: FloatRange | None = None  # float data histogrammed over it (--range)
     color: str | None = None  # "lab": reduced as CIELAB, fingerprinted as the RGB pixels
-
-    def read_mode(self, mode: Mode) -> Mode:
-        """The mode images are decoded in: with their alpha channel for an alpha mask."""
-        return alpha_mode(mode) if self.mask is not None and self.mask.alpha else mode
 
 
 def _load(task: FileTask, item: Item, f: BinaryIO | OSError, mode: Mode) -> Loaded:
@@ -77,13 +73,11 @@ def masked(
 ) -> tuple[Decoded, tuple[IntMoments | FloatMoments, ...], np.ndarray | None] | Skipped:
     """The image's colour pixels (the alpha channel of an alpha mask removed) and its partials
     over its valid pixels, or why it cannot contribute."""
-    mask = mask or MaskOptions()
-    colour, opaque = split_alpha(dec.pixels, mask.alpha)
-    nodata = mask.for_channels(colour.shape[-1], dec.nodata)
-    got = masked_partials(colour, mode, nodata, opaque, spec)
+    got = masked_image(dec.pixels, mode, mask or MaskOptions(), dec.nodata, spec)
     if isinstance(got, str):
         return Skipped(name, got)
-    return Decoded(colour, dec.native), *got
+    colour, moments, hists = got
+    return Decoded(colour, dec.native), moments, hists
 
 
 def partials(
@@ -126,7 +120,7 @@ def reduce_chunk(task: FileTask) -> ChunkResult:
     result = ChunkResult([], [], total)
     thumbs: list[np.ndarray] = []
     where: list[int] = []
-    for i, (item, (head, dec, deferred)) in enumerate(_loaded(task, task.read_mode(mode))):
+    for i, (item, (head, dec, deferred)) in enumerate(_loaded(task, read_mode(mode, task.mask))):
         result.items.append(item)
         result.canonical.append(head.canonical if isinstance(head, Probe) else None)
         if deferred:
@@ -134,11 +128,7 @@ def reduce_chunk(task: FileTask) -> ChunkResult:
         outcome = _outcome(item, head, dec)
         values = None
         if isinstance(outcome, Decoded) and (task.mask is not None or outcome.nodata is not None):
-            if task.covariance or task.color:  # masks decided per RGB channel: not LAB's
-                what = "--covariance" if task.covariance else "--color lab"
-                raise InputError(
-                    item.path, f"has a nodata tag: {what} cannot be combined with masks"
-                )
+            refuse_masked(item.path, task.covariance, task.color)
             got = masked(outcome, mode, task.mask, item.path, spec)
             if isinstance(got, Skipped):
                 outcome = got

@@ -70,31 +70,22 @@ class Partials:
             read = opts.read if opts else None
             ident["read"] = None if read is None else [read.max_pixels, read.keep_alpha]
             ident["npy_layout"] = None if read is None else read.npy_layout
-            if opts is not None and opts.mask.requested:
-                ident["masks"] = [_mask_ident(opts.mask), None]
-            if opts is not None and opts.value_range is not None:  # absent otherwise: names kept
-                ident["value_range"] = [*map(repr, opts.value_range), RANGE_BINS]
             items = None if chunk.items is None else [[i.root, i.rel] for i in chunk.items]
             ident["shard"] = [chunk.root, chunk.rel, chunk.version, items]
-            if opts is not None and opts.covariance:
-                ident["covariance"] = True
-            if opts is not None and opts.color:
-                ident["color"] = opts.color
+            if opts is not None:
+                mask = opts.mask if opts.mask.requested else None
+                lohi = opts.value_range
+                spec = None if lohi is None else (*lohi, RANGE_BINS)
+                _options_ident(ident, mask, opts.covariance, spec, opts.color)
         else:
             assert isinstance(chunk, ArrayTask)
             version = chunk.source.version(chunk.item)
             probe = repr(chunk.probe)
             ident["stack"] = [chunk.item.root, chunk.item.rel, version, probe]
             ident["range"] = [chunk.start, chunk.stop, chunk.reduce]
-            if chunk.mask is not None:
-                ident["masks"] = [_mask_ident(chunk.mask), None]
-            if chunk.covariance:
-                ident["covariance"] = True
-            if chunk.value_range is not None:
-                spec = chunk.value_range
-                ident["value_range"] = [repr(spec.lo), repr(spec.hi), spec.bins]
-            if chunk.color:
-                ident["color"] = chunk.color
+            r = chunk.value_range
+            spec = None if r is None else (r.lo, r.hi, r.bins)
+            _options_ident(ident, chunk.mask, chunk.covariance, spec, chunk.color)
         text = json.dumps(ident, sort_keys=True, ensure_ascii=True)
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 
@@ -151,6 +142,27 @@ class Partials:
         if len(data) > MAX_PARTIAL_BYTES:
             raise OSError("partial too large")
         return data
+
+
+def _options_ident(
+    ident: dict[str, Any],
+    mask: MaskOptions | None,
+    covariance: bool,
+    spec: tuple[float, float, int] | None,
+    color: str | None,
+) -> None:
+    """The options a chunk's records depend on, each entered only when asked for, so that the
+    partials made without it keep their names: the mask, the covariance, the --range (LO, HI,
+    bins) and the color."""
+    if mask is not None:
+        ident["masks"] = [_mask_ident(mask), None]
+    if spec is not None:
+        lo, hi, bins = spec
+        ident["value_range"] = [repr(lo), repr(hi), bins]
+    if covariance:
+        ident["covariance"] = True
+    if color:
+        ident["color"] = color
 
 
 def _mask_ident(mask: MaskOptions) -> list[Any]:

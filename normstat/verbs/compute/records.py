@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from normstat.errors import InputError
 from normstat.fingerprints import perceptual, pixel_hash
 from normstat.modes import Mode
 from normstat.readers import Decoded, Skipped
 from normstat.reduce import FloatMoments, IntMoments
 from normstat.sources import Item
 
-__all__ = ["ChunkResult", "ImageRecord", "image_record"]
+__all__ = ["ChunkResult", "ImageRecord", "image_record", "refuse_masked"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,15 @@ def image_record(
         phash,
         products,
     )
+
+
+def refuse_masked(path: str, covariance: bool, color: str | None) -> None:
+    """InputError for an image masked by its file's nodata tag when the covariance or CIELAB
+    is asked for: masks are decided per RGB channel, not per pair or per CIELAB channel (asked
+    for with a mask, options refuse it before anything is read)."""
+    if covariance or color:
+        what = "--covariance" if covariance else "--color lab"
+        raise InputError(path, f"has a nodata tag: {what} cannot be combined with masks")
 
 
 @dataclass

@@ -22,7 +22,7 @@ from normstat.engine import Engine, make_engine
 from normstat.errors import DeviceError, InputError
 from normstat.manifest import Stats
 from normstat.modes import MODES, Mode, get_mode
-from normstat.options import ComputeOptions, MaskOptions, ReadOptions
+from normstat.options import ComputeOptions, ReadOptions
 from normstat.readers import Probe, Skipped, unreadable
 from normstat.reduce.color import LAB_FROM
 from normstat.reduce.device import plan
@@ -141,8 +141,7 @@ def compute(
                 raise DeviceError(tagged.path, why)
             on = "cpu" if tagged is not None else device  # masked batches: on the CPU
             xp = plan(on, sum(p.nbytes for _, p in arrays)).arrays  # type: ignore[attr-defined]
-            mask = opts.mask if opts.mask.requested else None
-            _add_arrays(engine, source, arrays, acc, xp, progress, partials, mask, opts)
+            _add_arrays(engine, source, arrays, acc, xp, progress, partials, opts)
     if not counts:
         if not acc.skips.items:
             raise InputError(source.name, "no images found")
@@ -278,19 +277,18 @@ def _add_arrays(
     acc: Accumulator,
     xp: ModuleType,
     progress: Progress | None,
-    partials: Partials | None = None,
-    mask: MaskOptions | None = None,
-    opts: ComputeOptions | None = None,
+    partials: Partials | None,
+    opts: ComputeOptions,
 ) -> None:
     """Reduce stacks in batches (after the single-image files, in item order): in the workers
     with NumPy, or fingerprinted there and reduced here on the device."""
-    covariance, color = (opts.covariance, opts.color) if opts else (False, None)
-    spec = _spec(opts) if opts else None
+    mask = opts.mask if opts.mask.requested else None
+    spec = _spec(opts)
     tasks = [
         task
         for item, p in arrays
         for task in array_tasks(
-            source, item, p, acc.mode.name, xp is np, mask, covariance, spec, color
+            source, item, p, acc.mode.name, xp is np, mask, opts.covariance, spec, opts.color
         )
     ]
 
