@@ -26,7 +26,7 @@ from normstat.errors import describe
 from normstat.modes import Mode
 from normstat.options import ReadOptions
 
-from .base import Decoded, Probe, Skipped, batch_outcomes
+from .base import Decoded, Probe, Skipped, batch_outcomes, finite_reasons
 from .convert import convert
 from .limits import file_size, plausible_size
 
@@ -38,7 +38,6 @@ _INT_MODES = {
     "uint16": {1: "I;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"},
 }
 _FLOAT_MODES = {1: "F", 2: "LA;F", 3: "RGB;F", 4: "RGBA;F"}
-NON_FINITE = "non-finite pixel values (NaN or infinity)"
 
 
 @dataclass(frozen=True)
@@ -218,10 +217,7 @@ def _converted(
     converted = convert(batch, target)
     if isinstance(converted, str):
         return None, [converted] * len(batch)
-    if converted.dtype.kind != "f":
-        return converted, [None] * len(batch)
-    finite = (~np.isinf(converted) if allow_nan else np.isfinite(converted)).all(axis=(1, 2, 3))
-    return converted, [None if ok else NON_FINITE for ok in finite]
+    return converted, finite_reasons(converted, [None] * len(batch), allow_nan)
 
 
 class NpyReader:

@@ -30,7 +30,7 @@ from normstat.errors import describe
 from normstat.modes import Mode
 from normstat.options import ReadOptions
 
-from .base import Decoded, Probe, Skipped, batch_outcomes
+from .base import Decoded, Probe, Skipped, batch_outcomes, finite_reasons
 from .convert import convert, orient
 from .limits import file_size, oversized
 from .pillow import READER as PILLOW
@@ -50,7 +50,6 @@ __all__ = ["MAGICS", "READER", "TiffProbe", "TiffReader"]
 
 MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both orders
 MAX_PAGES = 100_000
-NON_FINITE = "non-finite pixel values (NaN or infinity)"
 
 
 @dataclass(frozen=True)
@@ -205,15 +204,17 @@ def _compatible(probe: TiffProbe, target: Mode) -> str | None:
 
 
 def _batch(
-    f: BinaryIO, probe: TiffProbe, start: int, stop: int, target: Mode
+    f: BinaryIO, probe: TiffProbe, start: int, stop: int, target: Mode, allow_nan: bool = False
 ) -> tuple[np.ndarray | None, list[str | None]]:
+    """Images ``start:stop`` in ``target`` and, per image, why it cannot contribute: a float
+    image with NaN or infinity does not, as for .npy stacks (NaN may, ``allow_nan``)."""
     n = stop - start
     if probe.layout is None:  # Pillow's one image
         f.seek(0)
         opts = ReadOptions(probe.max_pixels, probe.keep_alpha, allow_nan=True)  # judged below
         dec = PILLOW.load(f, "", target, opts)[1]
         if isinstance(dec, Decoded):
-            return _finite(dec.pixels[None], [None])
+            return dec.pixels[None], finite_reasons(dec.pixels[None], [None], allow_nan)
         return None, [dec.reason if dec is not None else "unreadable"]
     why = _compatible(probe, target)
     if why:
@@ -239,18 +240,7 @@ def _batch(
     converted = convert(batch, target)
     if isinstance(converted, str):
         return None, [converted] * n
-    return _finite(converted, reasons)
-
-
-def _finite(pixels: np.ndarray, reasons: list[str | None]) -> tuple[np.ndarray, list[str | None]]:
-    """Float images with a NaN or infinity do not contribute (as .npy stacks): said per image,
-    with its pixels kept, so that a NaN nodata mask can still take them (reduce.masks)."""
-    if pixels.dtype.kind != "f":
-        return pixels, reasons
-    finite = np.isfinite(pixels).all(axis=(1, 2, 3))
-    return pixels, [
-        why or (None if ok else NON_FINITE) for why, ok in zip(reasons, finite, strict=True)
-    ]
+    return converted, finite_reasons(converted, reasons, allow_nan)
 
 
 class TiffReader:
@@ -286,7 +276,7 @@ class TiffReader:
         stop = probe.count if stop is None else min(stop, probe.count)
         if start >= stop:
             return
-        pixels, reasons = _batch(f, probe, start, stop, target)
+        pixels, reasons = _batch(f, probe, start, stop, target, opts.allow_nan)
         yield from batch_outcomes(name, probe, start, pixels, reasons, probe.nodata)
 
     def load(
