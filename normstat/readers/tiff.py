@@ -15,7 +15,6 @@ zeros). tifffile's log messages are silenced: an outcome is a value, never print
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,10 +23,9 @@ from typing import Any, BinaryIO
 import imagecodecs  # noqa: F401  # tifffile's decoders: without them the extra is missing
 import numpy as np
 import tifffile
-from PIL import Image
 
 from normstat.errors import describe
-from normstat.modes import Mode
+from normstat.modes import Mode, get_mode
 from normstat.options import ReadOptions
 
 from .base import Decoded, Probe, Skipped, batch_outcomes, finite_reasons
@@ -90,28 +88,19 @@ def _opened(f: BinaryIO) -> tifffile.TiffFile:
 
 
 def _pillow_probe(f: BinaryIO, name: str, opts: ReadOptions, why: str) -> TiffProbe | Skipped:
-    """The probe of a single-image TIFF that Pillow reads (as before this reader existed)."""
+    """The probe of a single-image TIFF that Pillow reads (as before this reader existed): its
+    size as read and the channels and dtype of its canonical mode."""
     f.seek(0)
     head = PILLOW.probe(f, name, opts)
     if head is None:
         return Skipped(name, f"unreadable TIFF: {why}")
     if isinstance(head, Skipped):
         return head
-    try:
-        f.seek(0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow's probe has judged the file already
-            with Image.open(f) as im:
-                width, height = im.size
-    except Exception as exc:  # Pillow's probe opened it: this does not happen in practice
-        return Skipped(name, f"unreadable TIFF: {describe(exc)}")
-    channels = 3 if head.canonical.startswith("RGB") else 1
-    channels += head.canonical in ("LA", "RGBA")
-    dtype = "uint8" if head.canonical in ("L", "LA", "RGB", "RGBA") else "uint16"
-    dtype = "float32" if head.canonical.endswith("F") else dtype
+    assert head.size is not None  # Pillow's probe tells the size of every image it opens
+    (height, width), mode = head.size, get_mode(head.canonical)
     return TiffProbe(
-        head.native, head.canonical, 1, height, width, channels, dtype, False, None, None,
-        opts.max_pixels, opts.keep_alpha,
+        head.native, head.canonical, 1, height, width, len(mode.channels), mode.dtype, False,
+        None, None, opts.max_pixels, opts.keep_alpha,
     )  # fmt: skip
 
 
