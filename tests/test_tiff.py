@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import normstat
 from normstat.modes import get_mode
@@ -409,3 +410,30 @@ def test_apply_of_a_nan_nodata_manifest_writes_float_tiffs_with_nan(tmp_path: Pa
     tifffile.imwrite(tmp_path / "inf" / "g.tif", inf)
     with pytest.raises(normstat.errors.InputError, match=r"g\.tif: non-finite pixel values"):
         normstat.apply(tmp_path / "inf", stats, tmp_path / "out2", workers=1)
+
+
+def test_apply_stack_of_tiffs_gives_every_image_a_row(tmp_path: Path) -> None:
+    """TIFF probes tell the size as read (EXIF orientation applied), so --stack takes a folder
+    of single TIFFs, a stack TIFF and a Pillow-read (palette) TIFF: rows are the true pixels."""
+    src = tmp_path / "src"
+    src.mkdir()
+    px = [RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8) for _ in range(4)]
+    tifffile.imwrite(src / "a.tif", px[0], photometric="rgb")
+    tifffile.imwrite(src / "b.tif", np.stack(px[1:3]), photometric="rgb")
+    stored = np.ascontiguousarray(np.rot90(px[3], 1))  # 5×6, shown 6×5 by orientation 6
+    tifffile.imwrite(src / "c.tif", stored, photometric="rgb", extratags=[(274, "H", 1, 6)])
+    palette = Image.fromarray(px[0]).quantize(16)
+    palette.save(src / "d.tif")
+    truth = [px[0], px[1], px[2], px[3], np.asarray(palette.convert("RGB"))]
+    stats = normstat.compute(src, workers=1)
+    assert stats.images == 5
+    result = normstat.apply(src, stats, tmp_path / "out", workers=1, stack=True)
+    assert (result.written, result.skipped) == (5, [])
+    names = (tmp_path / "out" / "stack.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    assert names == ["a.tif", "b.tif[0]", "b.tif[1]", "c.tif", "d.tif"]
+    arr = np.load(tmp_path / "out" / "stack.npy")
+    assert arr.shape == (5, 3, 6, 5)
+    mean, std = np.array(stats.mean), np.array(stats.std)
+    for row, want in zip(arr, truth, strict=True):
+        ref = ((want.astype(np.float64) / 255 - mean) / std).transpose(2, 0, 1)
+        np.testing.assert_allclose(row, ref, rtol=1e-5, atol=1e-5)

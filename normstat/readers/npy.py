@@ -42,7 +42,8 @@ _FLOAT_MODES = {1: "F", 2: "LA;F", 3: "RGB;F", 4: "RGBA;F"}
 
 @dataclass(frozen=True)
 class ArrayProbe(Probe):
-    """A .npy source: ``count`` images of H×W×C ``dtype`` values (one unless ``stacked``)."""
+    """``count`` images of H×W×C ``dtype`` values (one unless ``stacked``), the size of each
+    known from the header: a .npy file's, and a TIFF's (``TiffProbe``)."""
 
     count: int = field()  # field(): no default, although Probe has a class attribute of the name
     height: int = field()
@@ -50,6 +51,9 @@ class ArrayProbe(Probe):
     channels: int = field()
     dtype: str = field()
     stacked: bool = field()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", (self.height, self.width))
 
     @property
     def nbytes(self) -> int:
@@ -191,9 +195,7 @@ def _probe(arr: _Array, name: str, opts: ReadOptions) -> ArrayProbe | Skipped:
         alpha = opts.keep_alpha and kind == "uint8" and channels in (2, 4)
         canonical = _INT_MODES[kind][channels if alpha else (1 if channels <= 2 else 3)]
     dtype = "float16" if arr.dtype.itemsize == 2 and arr.dtype.kind == "f" else kind
-    return ArrayProbe(
-        native, canonical, count, height, width, channels, dtype, stacked, size=(height, width)
-    )
+    return ArrayProbe(native, canonical, count, height, width, channels, dtype, stacked)
 
 
 def read_batch(arr: Any, probe: ArrayProbe, start: int, stop: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import imagecodecs  # noqa: F401  # tifffile's decoders: without them the extra is missing
@@ -31,6 +31,7 @@ from normstat.options import ReadOptions
 from .base import Decoded, Probe, Skipped, batch_outcomes, finite_reasons
 from .convert import convert, orient
 from .limits import file_size, oversized
+from .npy import ArrayProbe
 from .pillow import READER as PILLOW
 from .tifflayout import (
     Layout,
@@ -51,24 +52,14 @@ MAX_PAGES = 100_000
 
 
 @dataclass(frozen=True)
-class TiffProbe(Probe):
-    """A TIFF's images: ``count`` of H×W×C ``dtype`` values; ``layout`` None: Pillow reads the
-    one image. ``nodata`` is the file's GDAL_NODATA value."""
+class TiffProbe(ArrayProbe):
+    """A TIFF's images, as an array's; ``layout`` None: Pillow reads the one image. ``nodata``
+    is the file's GDAL_NODATA value."""
 
-    count: int = field()  # field(): no default, although Probe has a class attribute of the name
-    height: int = field()
-    width: int = field()
-    channels: int = field()
-    dtype: str = field()
-    stacked: bool = field()
-    layout: Layout | None = field()
-    nodata: float | None = field()
-    max_pixels: int | None = field()
-    keep_alpha: bool = field()
-
-    @property
-    def nbytes(self) -> int:
-        return self.count * self.height * self.width * self.channels * np.dtype(self.dtype).itemsize
+    layout: Layout | None
+    nodata: float | None
+    max_pixels: int | None
+    keep_alpha: bool
 
 
 @contextmanager
