@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import normstat
-from normstat.modes import get_mode
+from normstat.modes import band_mode, get_mode
 from normstat.options import ReadOptions
 from normstat.readers import Decoded, Skipped, reader_for, registry
 
@@ -182,6 +182,23 @@ def test_band_names_from_gdal_metadata_and_photometric() -> None:
     assert get_mode(_read(rgbn)[0].native).channels == ("R", "G", "B", "B4")
     rgba = _tiff(arr[..., :4].astype(np.uint8), photometric="rgb", extrasamples=["unassalpha"])
     assert _read(rgba)[0].native == "RGBA"
+
+
+def test_band_descriptions_equal_to_the_default_names_give_the_plain_band_mode() -> None:
+    """A file naming its bands B1..Bn (as GDAL writers often do) has the mode ``B<n>``, the
+    one spelling the parser accepts, rather than a probe that raises."""
+    defaults = tuple(f"B{i}" for i in range(1, 6))
+    assert band_mode(5, "uint8", defaults) == get_mode("B5")
+    assert band_mode(4, "float32", defaults[:4]).name == "B4;F"
+    assert band_mode(5, "uint16", ("B2", "B1", "B3", "B4", "B5")).name == "B5;16:B2|B1|B3|B4|B5"
+    items = "".join(
+        f'<Item name="DESCRIPTION" sample="{i}" role="description">{n}</Item>'
+        for i, n in enumerate(defaults)
+    )
+    meta = (42112, "s", 0, f"<GDALMetadata>{items}</GDALMetadata>", True)
+    arr = RNG.integers(0, 256, (8, 8, 5), dtype=np.uint8)
+    (dec,) = _read(_tiff(arr, photometric="minisblack", extratags=[meta]))
+    assert isinstance(dec, Decoded) and (dec.native, dec.pixels.tobytes()) == ("B5", arr.tobytes())
 
 
 @pytest.mark.parametrize(("text", "want"), [("-9999", -9999.0), ("nan", "nan"), ("x", None)])
