@@ -27,17 +27,12 @@ from normstat.modes import Mode
 from normstat.options import ReadOptions
 
 from .base import Decoded, Probe, Skipped, batch_outcomes, finite_reasons
-from .convert import convert
+from .convert import convert, fixed_modes
 from .limits import file_size, plausible_size
 
 __all__ = ["MAGIC", "READER", "ArrayProbe", "NpyReader", "read_batch"]
 
 MAGIC = b"\x93NUMPY"
-_INT_MODES = {
-    "uint8": {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"},
-    "uint16": {1: "I;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"},
-}
-_FLOAT_MODES = {1: "F", 2: "LA;F", 3: "RGB;F", 4: "RGBA;F"}
 
 
 @dataclass(frozen=True)
@@ -187,13 +182,7 @@ def _probe(arr: _Array, name: str, opts: ReadOptions) -> ArrayProbe | Skipped:
     pixels = height * width
     if opts.max_pixels is not None and pixels > opts.max_pixels:
         return Skipped(name, f"image of {pixels} pixels over the limit of {opts.max_pixels} pixels")
-    if kind == "float64" or kind == "float32":
-        native = _FLOAT_MODES[channels]
-        canonical = "F" if channels <= 2 else "RGB;F"
-    else:
-        native = _INT_MODES[kind][channels]
-        alpha = opts.keep_alpha and kind == "uint8" and channels in (2, 4)
-        canonical = _INT_MODES[kind][channels if alpha else (1 if channels <= 2 else 3)]
+    native, canonical = fixed_modes(kind, channels, opts.keep_alpha)
     dtype = "float16" if arr.dtype.itemsize == 2 and arr.dtype.kind == "f" else kind
     return ArrayProbe(native, canonical, count, height, width, channels, dtype, stacked)
 

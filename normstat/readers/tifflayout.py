@@ -23,6 +23,8 @@ from typing import Any
 
 from normstat.modes import MAX_BANDS, band_mode
 
+from .convert import fixed_modes
+
 __all__ = [
     "Layout",
     "band_names",
@@ -153,13 +155,6 @@ def work_dtype(stored: str) -> str:
     return "float64" if stored in ("int32", "uint32") else "float32"
 
 
-_FIXED = {
-    "uint8": {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"},
-    "uint16": {1: "I;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"},
-    "float32": {1: "F", 2: "LA;F", 3: "RGB;F", 4: "RGBA;F"},
-}
-
-
 def modes(layout: Layout, names: tuple[str, ...] | None, keep_alpha: bool) -> tuple[str, str]:
     """(native, canonical) mode names. One or three bands, and grey or RGB with an alpha
     sample, keep the fixed modes (alpha only for 8 bits, as for arrays); any other band count
@@ -169,9 +164,7 @@ def modes(layout: Layout, names: tuple[str, ...] | None, keep_alpha: bool) -> tu
     c = layout.channels
     fixed = c in (1, 3) or (layout.alpha and c in (2, 4))
     if fixed:
-        native = _FIXED[kind][c]
-        alpha = layout.alpha and keep_alpha and kind == "uint8"
-        canonical = _FIXED[kind][c if alpha else (1 if c <= 2 else 3)]
+        native, canonical = fixed_modes(kind, c, layout.alpha and keep_alpha)
     else:
         if names is None and layout.photometric == 2:
             names = ("R", "G", "B", *(f"B{i}" for i in range(4, c + 1)))
