@@ -154,6 +154,44 @@ def test_reduced_resolution_pages_never_contribute() -> None:
     assert np.array_equal(dec.pixels[..., 0], full)
 
 
+def _interleaved(arr: np.ndarray, reduced_after: Any) -> bytes:
+    """``arr``'s images as pages, a reduced-resolution page after those ``reduced_after`` picks."""
+    buf = io.BytesIO()
+    with tifffile.TiffWriter(buf) as w:
+        for i, page in enumerate(arr):
+            w.write(page, metadata=None)
+            if reduced_after(i):
+                w.write(page[::2, ::2], subfiletype=1, metadata=None)
+    return buf.getvalue()
+
+
+def test_a_batch_reads_its_own_pages_and_refuses_a_file_changed_since_its_probe() -> None:
+    """The probe keeps the indices of the image pages (a range when evenly spaced); a batch
+    reads only its images' pages and checks each against the probe."""
+    arr = RNG.integers(0, 256, (7, 16, 12), dtype=np.uint8)
+    every, some = _interleaved(arr, lambda i: True), _interleaved(arr, lambda i: i % 2 == 0)
+    fewer = _interleaved(arr[:3], lambda i: True)
+    other = _interleaved(RNG.integers(0, 256, (7, 16, 13), dtype=np.uint8), lambda i: True)
+    mode = get_mode("L")
+    for data, pages in ((every, range(0, 14, 2)), (some, (0, 2, 3, 5, 6, 8, 9))):
+        reader = reader_for(data[:16])
+        probe = reader.probe(io.BytesIO(data), "s.tif", OPTS)
+        assert probe.count == 7 and probe.layout.pages == pages
+        pixels, reasons = reader.batch(io.BytesIO(data), probe, 2, 5, mode)
+        assert reasons == [None] * 3 and np.array_equal(pixels[..., 0], arr[2:5])
+        for changed in (fewer, other):
+            assert reader.batch(io.BytesIO(changed), probe, 2, 5, mode) == (
+                None,
+                ["the file changed since it was probed"] * 3,
+            )
+    hyper = RNG.integers(0, 65536, (4, 5, 8, 6), dtype=np.uint16)  # 5 pages (bands) an image
+    data = _tiff(hyper, imagej=True, metadata={"axes": "ZCYX"})
+    part = list(
+        reader_for(data[:16]).read(io.BytesIO(data), "h.tif", get_mode("B5;16"), OPTS, 1, 3)
+    )
+    assert [p.pixels.tolist() for p in part] == [h.transpose(1, 2, 0).tolist() for h in hyper[1:3]]
+
+
 def test_pages_of_different_shapes_are_skipped_not_read_as_their_first() -> None:
     buf = io.BytesIO()
     with tifffile.TiffWriter(buf) as w:

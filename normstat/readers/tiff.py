@@ -40,6 +40,7 @@ from .tifflayout import (
     main_pages,
     modes,
     nodata_of,
+    page_fits,
     page_kind,
     segments_problem,
     work_dtype,
@@ -199,15 +200,18 @@ def _batch(
     why = _compatible(probe, target)
     if why:
         return None, [why] * n
-    layout = probe.layout
+    layout, k = probe.layout, probe.layout.per_image
+    changed: list[str | None] = ["the file changed since it was probed"] * n
     try:
         size = file_size(f)
         with _quiet(), _opened(f) as tif:
-            pages = main_pages(tif)
-            if layout_of(tif, pages) != layout:
-                return None, ["the file changed since it was probed"] * n
-            k = layout.per_image
-            images = [_image(pages[i * k : (i + 1) * k], layout, size) for i in range(start, stop)]
+            try:
+                pages = [tif.pages[i] for i in layout.pages[start * k : stop * k]]  # these only
+            except IndexError:  # fewer pages than the probe found
+                return None, changed
+            if not all(page_fits(p, layout) for p in pages):
+                return None, changed
+            images = [_image(pages[i * k : (i + 1) * k], layout, size) for i in range(n)]
     except Exception as exc:  # the file changed or is damaged past its header
         return None, [f"unreadable TIFF: {describe(exc)}"] * n
     reasons: list[str | None] = [im if isinstance(im, str) else None for im in images]
@@ -221,6 +225,26 @@ def _batch(
     if isinstance(converted, str):
         return None, [converted] * n
     return converted, finite_reasons(converted, reasons, allow_nan)
+
+
+def _read(
+    f: BinaryIO,
+    name: str,
+    probe: TiffProbe | Skipped,
+    target: Mode,
+    allow_nan: bool,
+    start: int,
+    stop: int | None,
+) -> Iterator[Decoded | Skipped]:
+    """``read`` from the file's probe, made once by the caller."""
+    if isinstance(probe, Skipped):
+        yield probe
+        return
+    stop = probe.count if stop is None else min(stop, probe.count)
+    if start >= stop:
+        return
+    pixels, reasons = _batch(f, probe, start, stop, target, allow_nan)
+    yield from batch_outcomes(name, probe, start, pixels, reasons, probe.nodata)
 
 
 class TiffReader:
@@ -249,15 +273,7 @@ class TiffReader:
         start: int = 0,
         stop: int | None = None,
     ) -> Iterator[Decoded | Skipped]:
-        probe = _probe(f, name, opts)
-        if isinstance(probe, Skipped):
-            yield probe
-            return
-        stop = probe.count if stop is None else min(stop, probe.count)
-        if start >= stop:
-            return
-        pixels, reasons = _batch(f, probe, start, stop, target, opts.allow_nan)
-        yield from batch_outcomes(name, probe, start, pixels, reasons, probe.nodata)
+        yield from _read(f, name, _probe(f, name, opts), target, opts.allow_nan, start, stop)
 
     def load(
         self, f: BinaryIO, name: str, target: Mode | None, opts: ReadOptions
@@ -268,7 +284,7 @@ class TiffReader:
             return probe, None
         if isinstance(probe, Skipped):
             return probe, probe
-        return probe, next(self.read(f, name, target, opts, 0, 1))
+        return probe, next(_read(f, name, probe, target, opts.allow_nan, 0, 1))
 
 
 READER = TiffReader()
