@@ -84,11 +84,18 @@ def _band_names(names: tuple[str, ...], n: int) -> tuple[str, ...] | None:
     return names
 
 
+def _default_names(n: int) -> tuple[str, ...]:
+    return tuple(f"B{i}" for i in range(1, n + 1))
+
+
 def band_mode(n: int, dtype: str, names: tuple[str, ...] | None = None) -> Mode:
     """The band mode of ``n`` bands of ``dtype`` ("uint8", "uint16" or "float32"), its bands
-    named ``names`` when they are usable (else B1..Bn)."""
+    named ``names`` when they are usable (else B1..Bn). Names equal to B1..Bn are no names:
+    the mode has one spelling, which leaves them out."""
     suffix = next(k for k, (d, _) in _KINDS.items() if d == dtype)
     usable = _band_names(names, n) if names else None
+    if usable == _default_names(n):
+        usable = None
     return get_mode(f"B{n}{suffix}" + (":" + "|".join(usable) if usable else ""))
 
 
@@ -100,7 +107,7 @@ def _parse_band_mode(name: str) -> Mode | None:
     n = int(match[1])
     if n in (1, 3) or n > MAX_BANDS:
         return None
-    names = tuple(f"B{i}" for i in range(1, n + 1))
+    names = _default_names(n)
     if match[3] is not None:
         given = _band_names(tuple(match[3].split("|")), n)
         if given is None or given == names:

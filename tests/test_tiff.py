@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import normstat
-from normstat.modes import get_mode
+from normstat.modes import band_mode, get_mode
 from normstat.options import ReadOptions
 from normstat.readers import Decoded, Skipped, reader_for, registry
 
@@ -153,6 +154,44 @@ def test_reduced_resolution_pages_never_contribute() -> None:
     assert np.array_equal(dec.pixels[..., 0], full)
 
 
+def _interleaved(arr: np.ndarray, reduced_after: Any) -> bytes:
+    """``arr``'s images as pages, a reduced-resolution page after those ``reduced_after`` picks."""
+    buf = io.BytesIO()
+    with tifffile.TiffWriter(buf) as w:
+        for i, page in enumerate(arr):
+            w.write(page, metadata=None)
+            if reduced_after(i):
+                w.write(page[::2, ::2], subfiletype=1, metadata=None)
+    return buf.getvalue()
+
+
+def test_a_batch_reads_its_own_pages_and_refuses_a_file_changed_since_its_probe() -> None:
+    """The probe keeps the indices of the image pages (a range when evenly spaced); a batch
+    reads only its images' pages and checks each against the probe."""
+    arr = RNG.integers(0, 256, (7, 16, 12), dtype=np.uint8)
+    every, some = _interleaved(arr, lambda i: True), _interleaved(arr, lambda i: i % 2 == 0)
+    fewer = _interleaved(arr[:3], lambda i: True)
+    other = _interleaved(RNG.integers(0, 256, (7, 16, 13), dtype=np.uint8), lambda i: True)
+    mode = get_mode("L")
+    for data, pages in ((every, range(0, 14, 2)), (some, (0, 2, 3, 5, 6, 8, 9))):
+        reader = reader_for(data[:16])
+        probe = reader.probe(io.BytesIO(data), "s.tif", OPTS)
+        assert probe.count == 7 and probe.layout.pages == pages
+        pixels, reasons = reader.batch(io.BytesIO(data), probe, 2, 5, mode)
+        assert reasons == [None] * 3 and np.array_equal(pixels[..., 0], arr[2:5])
+        for changed in (fewer, other):
+            assert reader.batch(io.BytesIO(changed), probe, 2, 5, mode) == (
+                None,
+                ["the file changed since it was probed"] * 3,
+            )
+    hyper = RNG.integers(0, 65536, (4, 5, 8, 6), dtype=np.uint16)  # 5 pages (bands) an image
+    data = _tiff(hyper, imagej=True, metadata={"axes": "ZCYX"})
+    part = list(
+        reader_for(data[:16]).read(io.BytesIO(data), "h.tif", get_mode("B5;16"), OPTS, 1, 3)
+    )
+    assert [p.pixels.tolist() for p in part] == [h.transpose(1, 2, 0).tolist() for h in hyper[1:3]]
+
+
 def test_pages_of_different_shapes_are_skipped_not_read_as_their_first() -> None:
     buf = io.BytesIO()
     with tifffile.TiffWriter(buf) as w:
@@ -181,6 +220,23 @@ def test_band_names_from_gdal_metadata_and_photometric() -> None:
     assert get_mode(_read(rgbn)[0].native).channels == ("R", "G", "B", "B4")
     rgba = _tiff(arr[..., :4].astype(np.uint8), photometric="rgb", extrasamples=["unassalpha"])
     assert _read(rgba)[0].native == "RGBA"
+
+
+def test_band_descriptions_equal_to_the_default_names_give_the_plain_band_mode() -> None:
+    """A file naming its bands B1..Bn (as GDAL writers often do) has the mode ``B<n>``, the
+    one spelling the parser accepts, rather than a probe that raises."""
+    defaults = tuple(f"B{i}" for i in range(1, 6))
+    assert band_mode(5, "uint8", defaults) == get_mode("B5")
+    assert band_mode(4, "float32", defaults[:4]).name == "B4;F"
+    assert band_mode(5, "uint16", ("B2", "B1", "B3", "B4", "B5")).name == "B5;16:B2|B1|B3|B4|B5"
+    items = "".join(
+        f'<Item name="DESCRIPTION" sample="{i}" role="description">{n}</Item>'
+        for i, n in enumerate(defaults)
+    )
+    meta = (42112, "s", 0, f"<GDALMetadata>{items}</GDALMetadata>", True)
+    arr = RNG.integers(0, 256, (8, 8, 5), dtype=np.uint8)
+    (dec,) = _read(_tiff(arr, photometric="minisblack", extratags=[meta]))
+    assert isinstance(dec, Decoded) and (dec.native, dec.pixels.tobytes()) == ("B5", arr.tobytes())
 
 
 @pytest.mark.parametrize(("text", "want"), [("-9999", -9999.0), ("nan", "nan"), ("x", None)])
@@ -380,3 +436,59 @@ def test_nan_in_float_tiffs_is_a_skip_or_with_nodata_nan_left_out(tmp_path: Path
         assert skipped.data["raw"]["min"][0] >= 1.0  # no zero-filled image counted
         with pytest.raises(normstat.errors.InputError, match="non-finite pixel values"):
             normstat.compute(tmp_path / f"f{i}.tif", workers=1)
+
+
+def test_apply_of_a_nan_nodata_manifest_writes_float_tiffs_with_nan(tmp_path: Path) -> None:
+    """apply masks the NaN of float TIFFs as compute counted them (--nodata nan), rather than
+    skipping the images as non-finite; an infinity is still a skip."""
+    for folder in ("in", "inf"):
+        (tmp_path / folder).mkdir()
+    arrays = []
+    for i in range(2):
+        a = RNG.uniform(1.0, 2.0, (6, 7)).astype(np.float32)
+        a[i, 3] = np.nan
+        tifffile.imwrite(tmp_path / "in" / f"f{i}.tif", a)
+        arrays.append(a)
+    stats = normstat.compute(tmp_path / "in", workers=1, nodata="nan")
+    assert stats.images == 2 and stats.data["pixels_valid"] == [2 * 6 * 7 - 2]
+    result = normstat.apply(tmp_path / "in", stats, tmp_path / "out", workers=1)
+    assert (result.written, result.skipped) == (2, []), result
+    for i, a in enumerate(arrays):
+        got = np.load(tmp_path / "out" / f"f{i}.tif.npy")
+        assert got.shape == (1, 6, 7)
+        valid = ~np.isnan(a)
+        want = (a.astype(np.float64) - stats.mean[0]) / stats.std[0]
+        np.testing.assert_allclose(got[0][valid], want[valid], rtol=1e-6, atol=1e-6)
+        assert got[0, i, 3] == 0
+    inf = arrays[0].copy()
+    inf[0, 0] = np.inf
+    tifffile.imwrite(tmp_path / "inf" / "g.tif", inf)
+    with pytest.raises(normstat.errors.InputError, match=r"g\.tif: non-finite pixel values"):
+        normstat.apply(tmp_path / "inf", stats, tmp_path / "out2", workers=1)
+
+
+def test_apply_stack_of_tiffs_gives_every_image_a_row(tmp_path: Path) -> None:
+    """TIFF probes tell the size as read (EXIF orientation applied), so --stack takes a folder
+    of single TIFFs, a stack TIFF and a Pillow-read (palette) TIFF: rows are the true pixels."""
+    src = tmp_path / "src"
+    src.mkdir()
+    px = [RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8) for _ in range(4)]
+    tifffile.imwrite(src / "a.tif", px[0], photometric="rgb")
+    tifffile.imwrite(src / "b.tif", np.stack(px[1:3]), photometric="rgb")
+    stored = np.ascontiguousarray(np.rot90(px[3], 1))  # 5×6, shown 6×5 by orientation 6
+    tifffile.imwrite(src / "c.tif", stored, photometric="rgb", extratags=[(274, "H", 1, 6)])
+    palette = Image.fromarray(px[0]).quantize(16)
+    palette.save(src / "d.tif")
+    truth = [px[0], px[1], px[2], px[3], np.asarray(palette.convert("RGB"))]
+    stats = normstat.compute(src, workers=1)
+    assert stats.images == 5
+    result = normstat.apply(src, stats, tmp_path / "out", workers=1, stack=True)
+    assert (result.written, result.skipped) == (5, [])
+    names = (tmp_path / "out" / "stack.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    assert names == ["a.tif", "b.tif[0]", "b.tif[1]", "c.tif", "d.tif"]
+    arr = np.load(tmp_path / "out" / "stack.npy")
+    assert arr.shape == (5, 3, 6, 5)
+    mean, std = np.array(stats.mean), np.array(stats.std)
+    for row, want in zip(arr, truth, strict=True):
+        ref = ((want.astype(np.float64) / 255 - mean) / std).transpose(2, 0, 1)
+        np.testing.assert_allclose(row, ref, rtol=1e-5, atol=1e-5)

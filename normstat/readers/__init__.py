@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .base import (
+    NON_FINITE,
     BatchReader,
     Decoded,
     Probe,
@@ -18,6 +19,7 @@ from .registry import HEAD, install_hint, reader_for
 
 __all__ = [
     "HEAD",
+    "NON_FINITE",
     "BatchReader",
     "Decoded",
     "Probe",

@@ -20,6 +20,7 @@ from normstat.modes import Mode
 from normstat.options import ReadOptions
 
 __all__ = [
+    "NON_FINITE",
     "BatchReader",
     "Decoded",
     "Probe",
@@ -27,11 +28,14 @@ __all__ = [
     "SingleImageReader",
     "Skipped",
     "batch_outcomes",
+    "finite_reasons",
     "image_name",
     "one_line",
     "parse_image_name",
     "unreadable",
 ]
+
+NON_FINITE = "non-finite pixel values (NaN or infinity)"
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,21 @@ def batch_outcomes(
             yield Skipped(image_name(name, start + i, probe.stacked), why or "unreadable")
         else:
             yield Decoded(pixels[i], probe.native, nodata=nodata)
+
+
+def finite_reasons(
+    pixels: np.ndarray, reasons: list[str | None], allow_nan: bool
+) -> list[str | None]:
+    """``reasons`` (one per image of the batch ``pixels``), with ``NON_FINITE`` for each float
+    image holding an infinity, or a NaN unless ``allow_nan`` (NaN nodata, masked later). The
+    pixels are kept by the caller, so that a NaN nodata mask can still take them."""
+    if pixels.dtype.kind != "f":
+        return reasons
+    ok = ~np.isinf(pixels) if allow_nan else np.isfinite(pixels)
+    ok_images = ok.reshape(len(pixels), -1).all(axis=1)
+    return [
+        why or (None if good else NON_FINITE) for why, good in zip(reasons, ok_images, strict=True)
+    ]
 
 
 _MEMBER = re.compile(r"^(.*)\[(\d+)\]$")

@@ -14,9 +14,33 @@ from normstat.modes import LUMA, Mode
 
 from .base import Decoded
 
-__all__ = ["convert", "luma16", "orient", "oriented", "with_alpha_and_depth"]
+__all__ = [
+    "FIXED_MODES",
+    "convert",
+    "fixed_modes",
+    "luma16",
+    "orient",
+    "oriented",
+    "with_alpha_and_depth",
+]
 
 _PERMILLE = tuple(round(w * 1000) for w in LUMA)  # 299, 587, 114
+
+# The mode names of 1-4 channels on disk, by sample type (2 and 4 channels end with alpha).
+FIXED_MODES = {
+    "uint8": {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"},
+    "uint16": {1: "I;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"},
+    "float32": {1: "F", 2: "LA;F", 3: "RGB;F", 4: "RGBA;F"},
+}
+
+
+def fixed_modes(dtype: str, channels: int, keep_alpha: bool) -> tuple[str, str]:
+    """(native, canonical) modes of ``channels`` (1-4) samples of ``dtype`` (any float uses the
+    float names), for arrays and TIFFs alike: the canonical mode loses nothing but alpha,
+    which it keeps only when asked and for 8 bits (no 16-bit or float dataset mode has it)."""
+    table = FIXED_MODES[dtype if dtype in ("uint8", "uint16") else "float32"]
+    alpha = keep_alpha and dtype == "uint8" and channels in (2, 4)
+    return table[channels], table[channels if alpha else (1 if channels <= 2 else 3)]
 
 
 def luma16(rgb: np.ndarray) -> np.ndarray:

@@ -26,24 +26,19 @@ from normstat.errors import describe
 from normstat.modes import Mode
 from normstat.options import ReadOptions
 
-from .base import Decoded, Probe, Skipped, batch_outcomes
-from .convert import convert
+from .base import Decoded, Probe, Skipped, batch_outcomes, finite_reasons
+from .convert import convert, fixed_modes
 from .limits import file_size, plausible_size
 
 __all__ = ["MAGIC", "READER", "ArrayProbe", "NpyReader", "read_batch"]
 
 MAGIC = b"\x93NUMPY"
-_INT_MODES = {
-    "uint8": {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"},
-    "uint16": {1: "I;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"},
-}
-_FLOAT_MODES = {1: "F", 2: "LA;F", 3: "RGB;F", 4: "RGBA;F"}
-NON_FINITE = "non-finite pixel values (NaN or infinity)"
 
 
 @dataclass(frozen=True)
 class ArrayProbe(Probe):
-    """A .npy source: ``count`` images of H×W×C ``dtype`` values (one unless ``stacked``)."""
+    """``count`` images of H×W×C ``dtype`` values (one unless ``stacked``), the size of each
+    known from the header: a .npy file's, and a TIFF's (``TiffProbe``)."""
 
     count: int = field()  # field(): no default, although Probe has a class attribute of the name
     height: int = field()
@@ -51,6 +46,9 @@ class ArrayProbe(Probe):
     channels: int = field()
     dtype: str = field()
     stacked: bool = field()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", (self.height, self.width))
 
     @property
     def nbytes(self) -> int:
@@ -184,17 +182,9 @@ def _probe(arr: _Array, name: str, opts: ReadOptions) -> ArrayProbe | Skipped:
     pixels = height * width
     if opts.max_pixels is not None and pixels > opts.max_pixels:
         return Skipped(name, f"image of {pixels} pixels over the limit of {opts.max_pixels} pixels")
-    if kind == "float64" or kind == "float32":
-        native = _FLOAT_MODES[channels]
-        canonical = "F" if channels <= 2 else "RGB;F"
-    else:
-        native = _INT_MODES[kind][channels]
-        alpha = opts.keep_alpha and kind == "uint8" and channels in (2, 4)
-        canonical = _INT_MODES[kind][channels if alpha else (1 if channels <= 2 else 3)]
+    native, canonical = fixed_modes(kind, channels, opts.keep_alpha)
     dtype = "float16" if arr.dtype.itemsize == 2 and arr.dtype.kind == "f" else kind
-    return ArrayProbe(
-        native, canonical, count, height, width, channels, dtype, stacked, size=(height, width)
-    )
+    return ArrayProbe(native, canonical, count, height, width, channels, dtype, stacked)
 
 
 def read_batch(arr: Any, probe: ArrayProbe, start: int, stop: int) -> np.ndarray:
@@ -218,10 +208,7 @@ def _converted(
     converted = convert(batch, target)
     if isinstance(converted, str):
         return None, [converted] * len(batch)
-    if converted.dtype.kind != "f":
-        return converted, [None] * len(batch)
-    finite = (~np.isinf(converted) if allow_nan else np.isfinite(converted)).all(axis=(1, 2, 3))
-    return converted, [None if ok else NON_FINITE for ok in finite]
+    return converted, finite_reasons(converted, [None] * len(batch), allow_nan)
 
 
 class NpyReader:

@@ -24,7 +24,7 @@ from normstat.modes import Mode
 from normstat.options import ReadOptions
 
 from . import jpeg, png, png16
-from .base import Decoded, Probe, Skipped, unreadable
+from .base import NON_FINITE, Decoded, Probe, Skipped, finite_reasons, unreadable
 from .convert import convert, oriented
 from .limits import ALLOWANCE, HEADER_BUDGET, Window, file_size, mib, oversized
 
@@ -259,8 +259,8 @@ def _decode_open(
                     return Skipped(
                         path, f"float image (mode F) has no range to map to {target.name}"
                     )
-                if not (~np.isinf(raw) if allow_nan else np.isfinite(raw)).all():
-                    return Skipped(path, "non-finite pixel values (NaN or infinity)")
+                if finite_reasons(raw[None], [None], allow_nan)[0]:
+                    return Skipped(path, NON_FINITE)
                 arr = _converted(np.ascontiguousarray(raw, dtype=np.float32)[..., None], target)
             else:
                 lo, hi = int(raw.min()), int(raw.max())

@@ -15,24 +15,23 @@ zeros). tifffile's log messages are silenced: an outcome is a value, never print
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import imagecodecs  # noqa: F401  # tifffile's decoders: without them the extra is missing
 import numpy as np
 import tifffile
-from PIL import Image
 
 from normstat.errors import describe
-from normstat.modes import Mode
+from normstat.modes import Mode, get_mode
 from normstat.options import ReadOptions
 
-from .base import Decoded, Probe, Skipped, batch_outcomes
+from .base import Decoded, Probe, Skipped, batch_outcomes, finite_reasons
 from .convert import convert, orient
 from .limits import file_size, oversized
+from .npy import ArrayProbe
 from .pillow import READER as PILLOW
 from .tifflayout import (
     Layout,
@@ -41,6 +40,7 @@ from .tifflayout import (
     main_pages,
     modes,
     nodata_of,
+    page_fits,
     page_kind,
     segments_problem,
     work_dtype,
@@ -50,28 +50,17 @@ __all__ = ["MAGICS", "READER", "TiffProbe", "TiffReader"]
 
 MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both orders
 MAX_PAGES = 100_000
-NON_FINITE = "non-finite pixel values (NaN or infinity)"
 
 
 @dataclass(frozen=True)
-class TiffProbe(Probe):
-    """A TIFF's images: ``count`` of H×W×C ``dtype`` values; ``layout`` None: Pillow reads the
-    one image. ``nodata`` is the file's GDAL_NODATA value."""
+class TiffProbe(ArrayProbe):
+    """A TIFF's images, as an array's; ``layout`` None: Pillow reads the one image. ``nodata``
+    is the file's GDAL_NODATA value."""
 
-    count: int = field()  # field(): no default, although Probe has a class attribute of the name
-    height: int = field()
-    width: int = field()
-    channels: int = field()
-    dtype: str = field()
-    stacked: bool = field()
-    layout: Layout | None = field()
-    nodata: float | None = field()
-    max_pixels: int | None = field()
-    keep_alpha: bool = field()
-
-    @property
-    def nbytes(self) -> int:
-        return self.count * self.height * self.width * self.channels * np.dtype(self.dtype).itemsize
+    layout: Layout | None
+    nodata: float | None
+    max_pixels: int | None
+    keep_alpha: bool
 
 
 @contextmanager
@@ -91,28 +80,19 @@ def _opened(f: BinaryIO) -> tifffile.TiffFile:
 
 
 def _pillow_probe(f: BinaryIO, name: str, opts: ReadOptions, why: str) -> TiffProbe | Skipped:
-    """The probe of a single-image TIFF that Pillow reads (as before this reader existed)."""
+    """The probe of a single-image TIFF that Pillow reads (as before this reader existed): its
+    size as read and the channels and dtype of its canonical mode."""
     f.seek(0)
     head = PILLOW.probe(f, name, opts)
     if head is None:
         return Skipped(name, f"unreadable TIFF: {why}")
     if isinstance(head, Skipped):
         return head
-    try:
-        f.seek(0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow's probe has judged the file already
-            with Image.open(f) as im:
-                width, height = im.size
-    except Exception as exc:  # Pillow's probe opened it: this does not happen in practice
-        return Skipped(name, f"unreadable TIFF: {describe(exc)}")
-    channels = 3 if head.canonical.startswith("RGB") else 1
-    channels += head.canonical in ("LA", "RGBA")
-    dtype = "uint8" if head.canonical in ("L", "LA", "RGB", "RGBA") else "uint16"
-    dtype = "float32" if head.canonical.endswith("F") else dtype
+    assert head.size is not None  # Pillow's probe tells the size of every image it opens
+    (height, width), mode = head.size, get_mode(head.canonical)
     return TiffProbe(
-        head.native, head.canonical, 1, height, width, channels, dtype, False, None, None,
-        opts.max_pixels, opts.keep_alpha,
+        head.native, head.canonical, 1, height, width, len(mode.channels), mode.dtype, False,
+        None, None, opts.max_pixels, opts.keep_alpha,
     )  # fmt: skip
 
 
@@ -205,28 +185,33 @@ def _compatible(probe: TiffProbe, target: Mode) -> str | None:
 
 
 def _batch(
-    f: BinaryIO, probe: TiffProbe, start: int, stop: int, target: Mode
+    f: BinaryIO, probe: TiffProbe, start: int, stop: int, target: Mode, allow_nan: bool = False
 ) -> tuple[np.ndarray | None, list[str | None]]:
+    """Images ``start:stop`` in ``target`` and, per image, why it cannot contribute: a float
+    image with NaN or infinity does not, as for .npy stacks (NaN may, ``allow_nan``)."""
     n = stop - start
     if probe.layout is None:  # Pillow's one image
         f.seek(0)
         opts = ReadOptions(probe.max_pixels, probe.keep_alpha, allow_nan=True)  # judged below
         dec = PILLOW.load(f, "", target, opts)[1]
         if isinstance(dec, Decoded):
-            return _finite(dec.pixels[None], [None])
+            return dec.pixels[None], finite_reasons(dec.pixels[None], [None], allow_nan)
         return None, [dec.reason if dec is not None else "unreadable"]
     why = _compatible(probe, target)
     if why:
         return None, [why] * n
-    layout = probe.layout
+    layout, k = probe.layout, probe.layout.per_image
+    changed: list[str | None] = ["the file changed since it was probed"] * n
     try:
         size = file_size(f)
         with _quiet(), _opened(f) as tif:
-            pages = main_pages(tif)
-            if layout_of(tif, pages) != layout:
-                return None, ["the file changed since it was probed"] * n
-            k = layout.per_image
-            images = [_image(pages[i * k : (i + 1) * k], layout, size) for i in range(start, stop)]
+            try:
+                pages = [tif.pages[i] for i in layout.pages[start * k : stop * k]]  # these only
+            except IndexError:  # fewer pages than the probe found
+                return None, changed
+            if not all(page_fits(p, layout) for p in pages):
+                return None, changed
+            images = [_image(pages[i * k : (i + 1) * k], layout, size) for i in range(n)]
     except Exception as exc:  # the file changed or is damaged past its header
         return None, [f"unreadable TIFF: {describe(exc)}"] * n
     reasons: list[str | None] = [im if isinstance(im, str) else None for im in images]
@@ -239,18 +224,27 @@ def _batch(
     converted = convert(batch, target)
     if isinstance(converted, str):
         return None, [converted] * n
-    return _finite(converted, reasons)
+    return converted, finite_reasons(converted, reasons, allow_nan)
 
 
-def _finite(pixels: np.ndarray, reasons: list[str | None]) -> tuple[np.ndarray, list[str | None]]:
-    """Float images with a NaN or infinity do not contribute (as .npy stacks): said per image,
-    with its pixels kept, so that a NaN nodata mask can still take them (reduce.masks)."""
-    if pixels.dtype.kind != "f":
-        return pixels, reasons
-    finite = np.isfinite(pixels).all(axis=(1, 2, 3))
-    return pixels, [
-        why or (None if ok else NON_FINITE) for why, ok in zip(reasons, finite, strict=True)
-    ]
+def _read(
+    f: BinaryIO,
+    name: str,
+    probe: TiffProbe | Skipped,
+    target: Mode,
+    allow_nan: bool,
+    start: int,
+    stop: int | None,
+) -> Iterator[Decoded | Skipped]:
+    """``read`` from the file's probe, made once by the caller."""
+    if isinstance(probe, Skipped):
+        yield probe
+        return
+    stop = probe.count if stop is None else min(stop, probe.count)
+    if start >= stop:
+        return
+    pixels, reasons = _batch(f, probe, start, stop, target, allow_nan)
+    yield from batch_outcomes(name, probe, start, pixels, reasons, probe.nodata)
 
 
 class TiffReader:
@@ -279,15 +273,7 @@ class TiffReader:
         start: int = 0,
         stop: int | None = None,
     ) -> Iterator[Decoded | Skipped]:
-        probe = _probe(f, name, opts)
-        if isinstance(probe, Skipped):
-            yield probe
-            return
-        stop = probe.count if stop is None else min(stop, probe.count)
-        if start >= stop:
-            return
-        pixels, reasons = _batch(f, probe, start, stop, target)
-        yield from batch_outcomes(name, probe, start, pixels, reasons, probe.nodata)
+        yield from _read(f, name, _probe(f, name, opts), target, opts.allow_nan, start, stop)
 
     def load(
         self, f: BinaryIO, name: str, target: Mode | None, opts: ReadOptions
@@ -298,7 +284,7 @@ class TiffReader:
             return probe, None
         if isinstance(probe, Skipped):
             return probe, probe
-        return probe, next(self.read(f, name, target, opts, 0, 1))
+        return probe, next(_read(f, name, probe, target, opts.allow_nan, 0, 1))
 
 
 READER = TiffReader()

@@ -18,10 +18,13 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from normstat.modes import MAX_BANDS, band_mode
+
+from .convert import fixed_modes
 
 __all__ = [
     "Layout",
@@ -30,6 +33,7 @@ __all__ = [
     "main_pages",
     "modes",
     "nodata_of",
+    "page_fits",
     "page_kind",
     "segments_problem",
     "work_dtype",
@@ -43,8 +47,9 @@ GDAL_METADATA, GDAL_NODATA, ORIENTATION = 42112, 42113, 274
 
 @dataclass(frozen=True)
 class Layout:
-    """``count`` images of H×W×C; each is ``per_image`` consecutive pages joined as ``join``:
-    "page" (one page), "bands" (one band per page) or "rows" (one row per page)."""
+    """``count`` images of H×W×C; each is ``per_image`` consecutive main pages (the file's
+    pages ``pages``) joined as ``join``: "page" (one page), "bands" (one band per page) or
+    "rows" (one row per page)."""
 
     count: int
     height: int
@@ -56,11 +61,26 @@ class Layout:
     photometric: int
     alpha: bool  # the last sample is alpha (ExtraSamples)
     orientation: int
+    pages: Sequence[int]  # the main pages' indices in the file: a batch reads only its own
+    page_shape: tuple[int, int, int]  # (height, width, samples) of every page
+
+
+def _is_main(page: Any) -> bool:
+    return not (int(getattr(page, "subfiletype", 0) or 0) & _NOT_IMAGES)
 
 
 def main_pages(tif: Any) -> list[Any]:
     """The pages that may be images: not reduced-resolution, not masks."""
-    return [p for p in tif.pages if not (int(getattr(p, "subfiletype", 0) or 0) & _NOT_IMAGES)]
+    return [p for p in tif.pages if _is_main(p)]
+
+
+def _indices(pages: list[Any]) -> Sequence[int]:
+    """The pages' indices in the file; a range when evenly spaced (every page, or every other
+    one beside masks), so that a stack's probe stays small however many pages it has."""
+    found = [int(p.index) for p in pages]
+    step = found[1] - found[0] if len(found) > 1 else 1
+    even = range(found[0], found[-1] + 1, step) if step > 0 else None
+    return even if even is not None and list(even) == found else tuple(found)
 
 
 def page_kind(page: Any) -> str | None:
@@ -95,18 +115,22 @@ def _series(tif: Any, pages: list[Any]) -> tuple[tuple[int, ...], str, str] | No
     return tuple(int(n) for n in s.shape), str(s.axes), str(s.kind)
 
 
+def _orientation(page: Any) -> int:
+    return int(page.tags.valueof(ORIENTATION, 1) or 1)
+
+
 def layout_of(tif: Any, pages: list[Any]) -> Layout | str:
     """The images of ``pages`` (all of one kind this reader decodes), or why they are none."""
     first = pages[0]
-    height, width, samples = _page_shape(first)
-    orientation = int(first.tags.valueof(ORIENTATION, 1) or 1)
+    page_shape = height, width, samples = _page_shape(first)
+    orientation = _orientation(first)
     for p in pages[1:]:
-        if _page_shape(p) != (height, width, samples) or p.dtype != first.dtype:
+        if _page_shape(p) != page_shape or p.dtype != first.dtype:
             return (
                 f"pages of different shapes or types ({height}×{width}×{samples} {first.dtype},"
                 f" {'×'.join(map(str, _page_shape(p)))} {p.dtype}): neither one image nor a stack"
             )
-        if int(p.tags.valueof(ORIENTATION, 1) or 1) != orientation:
+        if _orientation(p) != orientation:
             return "pages of different orientations: neither one image nor a stack"
     n = len(pages)
     join, per_image, channels = "page", 1, samples
@@ -142,6 +166,22 @@ def layout_of(tif: Any, pages: list[Any]) -> Layout | str:
         int(first.photometric),
         alpha,
         orientation,
+        _indices(pages),
+        page_shape,
+    )
+
+
+def page_fits(page: Any, layout: Layout) -> bool:
+    """Whether ``page`` is still one of ``layout``'s pages, by the tests its probe made (a main
+    page of a kind this reader decodes, of the layout's shape, type and orientation): a page
+    changed since the probe is refused, not misread."""
+    return (
+        _is_main(page)
+        and page_kind(page) is None
+        and int(page.photometric) == layout.photometric
+        and _page_shape(page) == layout.page_shape
+        and page.dtype.newbyteorder("=").name == layout.stored
+        and _orientation(page) == layout.orientation
     )
 
 
@@ -153,13 +193,6 @@ def work_dtype(stored: str) -> str:
     return "float64" if stored in ("int32", "uint32") else "float32"
 
 
-_FIXED = {
-    "uint8": {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"},
-    "uint16": {1: "I;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"},
-    "float32": {1: "F", 2: "LA;F", 3: "RGB;F", 4: "RGBA;F"},
-}
-
-
 def modes(layout: Layout, names: tuple[str, ...] | None, keep_alpha: bool) -> tuple[str, str]:
     """(native, canonical) mode names. One or three bands, and grey or RGB with an alpha
     sample, keep the fixed modes (alpha only for 8 bits, as for arrays); any other band count
@@ -169,9 +202,7 @@ def modes(layout: Layout, names: tuple[str, ...] | None, keep_alpha: bool) -> tu
     c = layout.channels
     fixed = c in (1, 3) or (layout.alpha and c in (2, 4))
     if fixed:
-        native = _FIXED[kind][c]
-        alpha = layout.alpha and keep_alpha and kind == "uint8"
-        canonical = _FIXED[kind][c if alpha else (1 if c <= 2 else 3)]
+        native, canonical = fixed_modes(kind, c, layout.alpha and keep_alpha)
     else:
         if names is None and layout.photometric == 2:
             names = ("R", "G", "B", *(f"B{i}" for i in range(4, c + 1)))
