@@ -19,6 +19,7 @@ import numpy as np
 
 from normstat.modes import MODES, Mode
 from normstat.options import MaskOptions
+from normstat.readers import NON_FINITE
 
 from .batch import BatchMoments
 from .histograms import histograms
@@ -37,7 +38,7 @@ __all__ = [
     "valid_mask",
 ]
 
-NAN_LEFT = "non-finite pixel values (NaN or infinity)"  # the readers' words for the same skip
+NAN_LEFT = NON_FINITE  # the readers' words for the same skip
 _ALPHA_MODES = {"RGB": "RGBA", "L": "LA"}
 Moments = IntMoments | FloatMoments
 
