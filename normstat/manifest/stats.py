@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from normstat.fileops import (
 )
 from normstat.fingerprints import Fingerprints
 from normstat.modes import Mode, get_mode
+from normstat.options import MaskOptions, ReadOptions
 from normstat.reduce import DatasetMoments
 
 from .reading import read_document
@@ -113,6 +115,23 @@ class Stats:
             except ValueError as exc:
                 raise ManifestError(self.path, str(exc)) from None
         return self.dataset_mode()
+
+    @property
+    def mask(self) -> MaskOptions:
+        """The mask compute used: its ``options.nodata`` and ``alpha: mask`` (none recorded: no
+        mask, though a file's own nodata tag still applies)."""
+        options = self.data.get("options", {})
+        nodata = options.get("nodata")
+        values = (
+            None if nodata is None else tuple(math.nan if v == "nan" else float(v) for v in nodata)
+        )
+        return MaskOptions(values, options.get("alpha") == "mask")
+
+    def read_options(self, max_pixels: int | None) -> ReadOptions:
+        """How apply and check read images so that they see the pixels compute saw: in the read
+        mode (with its alpha), with the .npy layout compute used, NaN kept when it is nodata."""
+        layout = str(self.data.get("options", {}).get("npy_layout", "auto"))
+        return ReadOptions(max_pixels, self.read_mode().alpha, layout, self.mask.allows_nan)
 
     @property
     def lab(self) -> bool:

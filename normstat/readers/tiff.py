@@ -287,6 +287,11 @@ class TiffReader:
         if start >= stop:
             return
         pixels, reasons = _batch(f, probe, start, stop, target)
+        if opts.allow_nan and pixels is not None:  # NaN is nodata: only infinity is a skip
+            reasons = [
+                None if why == NON_FINITE and not np.isinf(pixels[i]).any() else why
+                for i, why in enumerate(reasons)
+            ]
         yield from batch_outcomes(name, probe, start, pixels, reasons, probe.nodata)
 
     def load(
