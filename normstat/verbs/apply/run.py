@@ -192,7 +192,7 @@ def apply(
                     normalizer,
                     read,
                     opts.overwrite,
-                    mask if mask.requested else None,
+                    mask,
                 )
                 result.written, result.kept = apply_stack(job, engine, skips, progress)
                 result.stack = os.path.join(out, STACK)
@@ -214,7 +214,7 @@ def apply(
                     opts.overwrite,
                     read,
                     journal,
-                    mask if mask.requested else None,
+                    mask,
                 )
 
             done = 0
