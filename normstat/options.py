@@ -202,6 +202,9 @@ class ComputeOptions:
             if self.device == "gpu":
                 reason = "float ranges (--range) are histogrammed on the CPU: use --device auto"
                 raise DeviceError("--device gpu", reason)
+        if self.covariance and self.device == "gpu":
+            reason = "the covariance is reduced on the CPU only (--covariance)"
+            raise DeviceError("--device gpu", reason)
 
     @property
     def mask(self) -> MaskOptions:
