@@ -134,6 +134,13 @@ class Stats:
         return ReadOptions(max_pixels, self.read_mode().alpha, layout, self.mask.allows_nan)
 
     @property
+    def sidecar_path(self) -> str:
+        """The sidecar's path: beside the manifest, under the name the manifest records."""
+        if self.path is None or "sidecar" not in self.data:
+            raise ManifestError(self.path, "statistics have not been saved: they have no sidecar")
+        return _beside(self.path, self.data["sidecar"]["path"])
+
+    @property
     def lab(self) -> bool:
         """Whether the statistics are of CIELAB values (``--color lab``)."""
         return self.data.get("options", {}).get("color") == "lab"
@@ -218,6 +225,10 @@ class Stats:
         return stats
 
 
+def _beside(manifest: str, name: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(manifest)), name)
+
+
 def _sidecar(
     path: str, data: dict[str, Any], parse: str
 ) -> tuple[Fingerprints | None, np.ndarray | None]:
@@ -225,7 +236,7 @@ def _sidecar(
     sha256, then read its arrays (``parse``: "all", "histogram" or "" for none) from the same
     descriptor: nothing can swap it."""
     name = data["sidecar"]["path"]
-    side_path = os.path.join(os.path.dirname(os.path.abspath(path)), name)
+    side_path = _beside(path, name)
     try:
         fh = open_regular(side_path)
     except FileNotFoundError:
