@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,8 +24,12 @@ from PIL import Image
 import normstat
 from normstat.reduce.color import rgb_to_lab
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import best  # the same best-of-N timer as the other benchmarks
+
 
 def timings(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
+    """Every run's seconds, for the median as well as the best."""
     out = []
     for _ in range(n):
         t = time.perf_counter()
@@ -65,8 +70,8 @@ def main() -> None:
         if not folder.is_dir():
             folder = synthetic(Path(tmp) / "jpeg")
         images = normstat.compute(folder, workers=1).images
-        plain = min(timings(lambda: normstat.compute(folder, workers=1), args.repeat))
-        lab = min(timings(lambda: normstat.compute(folder, workers=1, color="lab"), args.repeat))
+        plain = best(lambda: normstat.compute(folder, workers=1), args.repeat)
+        lab = best(lambda: normstat.compute(folder, workers=1, color="lab"), args.repeat)
         print(
             f"{folder} ({images} images), 1 process: compute {plain / images * 1e3:.3f} ms/image, "
             f"--color lab {lab / images * 1e3:.3f} ms/image: {lab / plain:.2f}×"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
+import io
 import json
 import os
 import shutil
@@ -88,9 +89,9 @@ def build(name: str, size: Size, base: Path, seed: int) -> Layout:
         ktest.mkdir(parents=True)
         planted.mkdir()
         for i in sorted(rng.choice(len(paths), n, replace=False).tolist()):
-            original = paths[i].read_bytes()
-            shutil.copyfile(paths[i], ktest / paths[i].name)
-            with Image.open(paths[i]) as im:
+            original = paths[i].read_bytes()  # read once: copied, and decoded from memory
+            (ktest / paths[i].name).write_bytes(original)
+            with Image.open(io.BytesIO(original)) as im:
                 data, suffix = plant(kind, original, im.convert(test[0].mode), rng)
             (planted / f"{paths[i].stem}.{suffix or ext}").write_bytes(data)
         layout.kinds[kind] = (ktest, planted)
@@ -120,6 +121,11 @@ def measure(layout: Layout, workers: int, threshold: float) -> dict[str, Any]:
         return normstat.check(test, manifest, workers=workers, threshold=threshold)
 
     clean, t_check = _timed(lambda: check(layout.test, work / "plain.json"))
+    # Each planted manifest is train's merged with its planted sample's: train is decoded once
+    # more here, not once per transformation. Both parts name the mode (merge refuses differing
+    # options), as a sample alone can have another majority: a lossless WebP copy of an L image
+    # decodes as RGB.
+    plain_part = normstat.compute(layout.plain, mode=plain.mode, workers=workers)
     best: dict[str, float] = {}
     for leak in _leaks(clean):
         best[leak["test"]] = max(best.get(leak["test"], 0.0), float(leak["score"]))
@@ -147,7 +153,8 @@ def measure(layout: Layout, workers: int, threshold: float) -> dict[str, Any]:
     }
     for kind, (ktest, planted) in layout.kinds.items():
         manifest = work / f"{kind}.json"
-        normstat.compute([layout.plain, planted], workers=workers).save(str(manifest))
+        sample = normstat.compute(planted, mode=plain.mode, workers=workers)
+        normstat.merge([plain_part, sample]).save(str(manifest))
         report = check(ktest, manifest)
         own: dict[str, float] = {}
         other: set[str] = set()

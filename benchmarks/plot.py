@@ -39,10 +39,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "stats.json")
         t = time.perf_counter()
-        normstat.compute(SyntheticSource(args.images), workers=os.cpu_count()).save(path)
-        side = os.path.join(
-            folder, Stats.load(path, with_fingerprints=False).data["sidecar"]["path"]
-        )
+        computed = normstat.compute(SyntheticSource(args.images), workers=os.cpu_count())
+        computed.save(path)
+        side = computed.sidecar_path
         print(
             f"manifest of {args.images:,} images in {time.perf_counter() - t:.1f} s; "
             f"sidecar {os.path.getsize(side) / 2**20:.1f} MiB",

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import io
-import time
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import png  # pypng
@@ -24,6 +25,9 @@ from normstat.modes import MODES
 from normstat.options import ReadOptions
 from normstat.readers import png16
 from normstat.readers.pillow import READER
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import best  # the same best-of-N timer as the other benchmarks
 
 NAMES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
 
@@ -45,15 +49,14 @@ def corpus(n: int, noise: int = 64) -> list[bytes]:
     return out
 
 
-def best(fn: Callable[[bytes], object], files: list[bytes], repeat: int) -> float:
-    """Seconds per file, the best of ``repeat`` passes."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+def per_file(fn: Callable[[bytes], object], files: list[bytes], repeat: int) -> float:
+    """Seconds per file, the best of ``repeat`` passes over all of them."""
+
+    def one_pass() -> None:
         for data in files:
             fn(data)
-        times.append((time.perf_counter() - start) / len(files))
-    return min(times)
+
+    return best(one_pass, repeat) / len(files)
 
 
 def reader(data: bytes) -> None:
@@ -70,17 +73,17 @@ def main() -> None:
     assert png16.fast_available(), "imagecodecs is not installed: pip install 'normstat[formats]'"
     for data in files:  # the two decoders agree before they are timed
         assert np.array_equal(png16.decode(data), png16.pypng_decode(data))
-    fast = best(png16.decode, files, args.repeat)
-    slow = best(png16.pypng_decode, files, args.repeat)
+    fast = per_file(png16.decode, files, args.repeat)
+    slow = per_file(png16.pypng_decode, files, args.repeat)
     print(f"{len(files)} RGB 16-bit PNGs of 500×375, noise {args.noise}, best of {args.repeat}")
     print(f"decoder: pypng {slow * 1e3:.1f} ms, imagecodecs {fast * 1e3:.1f} ms,"
           f" pypng ÷ imagecodecs = {slow / fast:.1f}")  # fmt: skip
-    fast_reader = best(reader, files, args.repeat)
+    fast_reader = per_file(reader, files, args.repeat)
     png16.fast_available.cache_clear()
     real = png16._imagecodecs
     png16._imagecodecs = lambda: None  # as without the extra
     try:
-        slow_reader = best(reader, files, args.repeat)
+        slow_reader = per_file(reader, files, args.repeat)
     finally:
         png16._imagecodecs = real
         png16.fast_available.cache_clear()

@@ -46,7 +46,7 @@ def child(images: int, workers: int, per_shard: int, spill: bool) -> None:
         path = os.path.join(folder, "stats.json")
         stats.save(path)
         total = time.perf_counter() - start
-        sidecar = os.path.join(folder, stats.data["sidecar"]["path"])
+        sidecar = stats.sidecar_path
         sidecar_bytes = os.path.getsize(sidecar)
     assert stats.images == images, stats.images
     print(

@@ -139,6 +139,12 @@ class MaskOptions:
     def requested(self) -> bool:
         return self.nodata is not None or self.alpha
 
+    @property
+    def allows_nan(self) -> bool:
+        """Whether NaN is a nodata value: readers then keep float NaN pixels (for the mask to
+        leave out) instead of skipping their image as non-finite."""
+        return self.nodata is not None and any(math.isnan(v) for v in self.nodata)
+
     def for_channels(self, channels: int, tag: float | None = None) -> tuple[float, ...] | None:
         """The nodata value of each channel (the options', else the file's tag), or None."""
         values = self.nodata if self.nodata is not None else (None if tag is None else (tag,))
@@ -196,6 +202,9 @@ class ComputeOptions:
             if self.device == "gpu":
                 reason = "float ranges (--range) are histogrammed on the CPU: use --device auto"
                 raise DeviceError("--device gpu", reason)
+        if self.covariance and self.device == "gpu":
+            reason = "the covariance is reduced on the CPU only (--covariance)"
+            raise DeviceError("--device gpu", reason)
 
     @property
     def mask(self) -> MaskOptions:
@@ -203,8 +212,8 @@ class ComputeOptions:
 
     @property
     def read(self) -> ReadOptions:
-        nan = self.nodata is not None and any(math.isnan(v) for v in self.nodata)
-        return ReadOptions(self.max_pixels, self.alpha == "keep", self.npy_layout, nan)
+        keep = self.alpha == "keep"
+        return ReadOptions(self.max_pixels, keep, self.npy_layout, self.mask.allows_nan)
 
     def manifest(self) -> dict[str, object]:
         """As the manifest records them (``column`` only when given: check reopens parquet

@@ -344,3 +344,36 @@ def test_manifest_with_an_unknown_mode_is_a_one_line_error(
             "choose from L, LA, RGB, RGBA, I;16, RGB;16, F, RGB;F, "
             "B<n>, B<n>;16, B<n>;F (n bands)\n"
         )
+
+
+@pytest.mark.parametrize("ext", ["npy", "tif"])
+def test_exact_copy_of_a_nan_holding_float_image_under_nan_nodata_leaks(
+    tmp_path: Path, ext: str
+) -> None:
+    """With ``--nodata nan`` compute counts NaN pixels as nodata, so check must read them the same
+    way: a copy of such an image is a leak, not a file skipped for non-finite values."""
+    train, test = tmp_path / "train", tmp_path / "test"
+    train.mkdir()
+    test.mkdir()
+    rng = np.random.default_rng(17)
+    shape = (9, 11, 3) if ext == "npy" else (9, 11)  # RGB;F arrays, F TIFFs
+
+    def save(path: Path, a: np.ndarray) -> None:
+        np.save(path, a) if ext == "npy" else Image.fromarray(a, "F").save(path)
+
+    arrays = [rng.standard_normal(shape).astype(np.float32) for _ in range(3)]
+    arrays[1][:3, :, ...] = np.nan
+    arrays[1][4, 5, ...] = np.nan
+    for i, a in enumerate(arrays):
+        save(train / f"f{i}.{ext}", a)
+    stats = tmp_path / "stats.json"
+    normstat.compute(train, nodata="nan", workers=1).save(str(stats))
+    assert json.loads(stats.read_text())["images"] == 3
+    save(test / f"copy.{ext}", arrays[1])
+    save(test / f"fresh.{ext}", rng.standard_normal(shape).astype(np.float32))
+    report = normstat.check(test, stats, workers=1)
+    assert report.skipped == []
+    assert report.checked == 2
+    assert [(Path(x.test).name, Path(x.train).name, x.kind) for x in report.leaked] == [
+        (f"copy.{ext}", f"f1.{ext}", "exact")
+    ]

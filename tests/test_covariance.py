@@ -23,7 +23,7 @@ from PIL import Image
 import normstat
 from normstat.cli.console import covariance_lines
 from normstat.cli.snippets import FORMATS, snippet
-from normstat.errors import ManifestError
+from normstat.errors import DeviceError, ManifestError
 from normstat.manifest.validate import validate
 from normstat.reduce.covariance import cross_products, pca
 
@@ -279,6 +279,8 @@ def test_covariance_on_the_gpu_is_refused(tmp_path: Path) -> None:
         == "Error: --device gpu: the covariance is reduced on the CPU only (--covariance)"
     )
     assert not (tmp_path / "s.json").exists()
+    with pytest.raises(DeviceError, match=r"covariance is reduced on the CPU only"):
+        normstat.compute(tmp_path / "d", covariance=True, device="gpu")
 
 
 def test_pca_sign_rule_is_deterministic() -> None:

@@ -99,6 +99,14 @@ def test_round_trip(saved: tuple[Stats, Path]) -> None:
     assert light.fingerprints is None and light.mean == stats.mean
 
 
+def test_sidecar_path(saved: tuple[Stats, Path], dataset: tuple[Path, dict]) -> None:
+    stats, path = saved
+    assert stats.sidecar_path == str(sidecar_of(path))
+    assert Stats.load(str(path), with_fingerprints=False).sidecar_path == str(sidecar_of(path))
+    with pytest.raises(ManifestError, match="have not been saved"):
+        _ = normstat.compute(dataset[0], workers=1).sidecar_path
+
+
 def test_stable_keys(saved: tuple[Stats, Path], dataset: tuple[Path, dict]) -> None:
     _, path = saved
     root, sizes = dataset

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 from normstat import api
@@ -71,20 +73,20 @@ def compute(
     ),
     nodata: str | None = typer.Option(
         None,
-        callback=lambda v: _checked(float_list, "nodata", v),
+        callback=lambda v: _checked(lambda x: float_list("nodata", x), v),
         metavar="V[,V...]",
         help="Leave pixels equal to this out (one value, or one per channel; nan for floats).",
     ),
     percentiles: str | None = typer.Option(
         None,
-        callback=lambda v: _checked(lambda _, x: percentile_list(x), "percentiles", v),
+        callback=lambda v: _checked(percentile_list, v),
         metavar="Q[,Q...]",
         help="The percentiles to report (0-100); default 0.5,1,5,50,95,99,99.5.",
     ),
     value_range: str | None = typer.Option(
         None,
         "--range",
-        callback=lambda v: _checked(lambda _, x: range_pair(x), "range", v),
+        callback=lambda v: _checked(range_pair, v),
         metavar="LO,HI",
         help="Float data: histogram [LO, HI] in 65536 bins for percentiles (to one bin width).",
     ),
@@ -156,11 +158,11 @@ def compute(
     rep.say(f"Wrote {output}")
 
 
-def _checked(parse: object, name: str, value: str | None) -> str | None:
+def _checked(parse: Callable[[str], object], value: str | None) -> str | None:
     """A usage error, in the option's words, for a value ``parse`` refuses."""
     if value is not None:
         try:
-            parse(name, value)  # type: ignore[operator]
+            parse(value)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
     return value

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import typer
@@ -50,7 +49,7 @@ def show(
     else:
         figure = figure_class(plot)
         stats = Stats.load(manifest, with_fingerprints=False, with_histogram=True)
-        check_output(plot, [manifest, *_sidecar_path(stats)])
+        check_output(plot, [manifest, stats.sidecar_path])  # the plot must never replace it
         data = prepare(stats, log)
         if data.note:
             rep.warn(f"{plot}: {data.note}")
@@ -75,9 +74,3 @@ def show(
         sys.stdout.write(json.dumps(stats.data, indent=2) + "\n")
     else:
         sys.stdout.write(snippet(stats, format))
-
-
-def _sidecar_path(stats: Stats) -> list[str]:
-    """The sidecar beside the manifest, which the plot must never replace."""
-    folder = os.path.dirname(os.path.abspath(stats.path or "."))
-    return [os.path.join(folder, stats.data["sidecar"]["path"])]

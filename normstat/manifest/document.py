@@ -11,9 +11,9 @@ from typing import Any
 from normstat._version import __version__
 from normstat.fingerprints import Fingerprints
 from normstat.readers import Skipped
-from normstat.reduce import PERCENTILES, DatasetMoments
+from normstat.reduce import DatasetMoments
 
-from .ranges import range_block, range_of
+from .ranges import percentiles_of, range_block, range_of
 from .validate import SCHEMA, SCHEMA_V2, lab_key
 
 __all__ = ["document", "files_digest", "schema_of"]
@@ -62,12 +62,11 @@ def document(
     mode, n = moments.mode, moments.images
     color = {} if decoded is None else {"color": lab_key(decoded)}
     schema = schema_of(moments, options)
-    percentiles = options.get("percentiles")
-    summary = moments.summary(*([tuple(percentiles)] if percentiles is not None else []))
+    qs = percentiles_of(options)
+    summary = moments.summary(qs)
     spec = None if mode.integer else range_of(options)
     ranged: dict[str, Any] = {}
     if spec is not None and moments.hist is not None:
-        qs = tuple(percentiles) if percentiles is not None else PERCENTILES
         ranged["range"], summary["raw"]["percentiles"] = range_block(moments.hist, spec, qs)
     valid: dict[str, Any] = {}
     if schema == SCHEMA_V2:

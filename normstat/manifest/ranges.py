@@ -22,6 +22,7 @@ __all__ = [
     "check_range_histogram",
     "check_range_options",
     "check_range_report",
+    "percentiles_of",
     "range_block",
     "range_of",
 ]
@@ -129,7 +130,7 @@ def check_range_histogram(r: Reader, hist: np.ndarray, data: dict[str, Any]) -> 
     min/max came from."""
     spec = range_of(data["options"])
     assert spec is not None
-    block, pct = range_block(hist, spec, _qs(data))
+    block, pct = range_block(hist, spec, percentiles_of(data["options"]))
     counts = data["pixels_valid"]
     for c, row in enumerate(hist):
         if int(row.sum()) != counts[c]:
@@ -147,6 +148,7 @@ def check_range_histogram(r: Reader, hist: np.ndarray, data: dict[str, Any]) -> 
         r.fail("sidecar histogram does not agree with 'raw.percentiles'")
 
 
-def _qs(data: dict[str, Any]) -> tuple[float, ...]:
-    chosen = data["options"].get("percentiles")
+def percentiles_of(options: dict[str, Any]) -> tuple[float, ...]:
+    """The percentiles a manifest reports: its ``options.percentiles``, else the default."""
+    chosen = options.get("percentiles")
     return PERCENTILES if chosen is None else tuple(float(q) for q in chosen)

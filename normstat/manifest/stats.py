@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from normstat.fileops import (
 )
 from normstat.fingerprints import Fingerprints
 from normstat.modes import Mode, get_mode
+from normstat.options import MaskOptions, ReadOptions
 from normstat.reduce import DatasetMoments
 
 from .reading import read_document
@@ -115,6 +117,30 @@ class Stats:
         return self.dataset_mode()
 
     @property
+    def mask(self) -> MaskOptions:
+        """The mask compute used: its ``options.nodata`` and ``alpha: mask`` (none recorded: no
+        mask, though a file's own nodata tag still applies)."""
+        options = self.data.get("options", {})
+        nodata = options.get("nodata")
+        values = (
+            None if nodata is None else tuple(math.nan if v == "nan" else float(v) for v in nodata)
+        )
+        return MaskOptions(values, options.get("alpha") == "mask")
+
+    def read_options(self, max_pixels: int | None) -> ReadOptions:
+        """How apply and check read images so that they see the pixels compute saw: in the read
+        mode (with its alpha), with the .npy layout compute used, NaN kept when it is nodata."""
+        layout = str(self.data.get("options", {}).get("npy_layout", "auto"))
+        return ReadOptions(max_pixels, self.read_mode().alpha, layout, self.mask.allows_nan)
+
+    @property
+    def sidecar_path(self) -> str:
+        """The sidecar's path: beside the manifest, under the name the manifest records."""
+        if self.path is None or "sidecar" not in self.data:
+            raise ManifestError(self.path, "statistics have not been saved: they have no sidecar")
+        return _beside(self.path, self.data["sidecar"]["path"])
+
+    @property
     def lab(self) -> bool:
         """Whether the statistics are of CIELAB values (``--color lab``)."""
         return self.data.get("options", {}).get("color") == "lab"
@@ -199,6 +225,10 @@ class Stats:
         return stats
 
 
+def _beside(manifest: str, name: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(manifest)), name)
+
+
 def _sidecar(
     path: str, data: dict[str, Any], parse: str
 ) -> tuple[Fingerprints | None, np.ndarray | None]:
@@ -206,7 +236,7 @@ def _sidecar(
     sha256, then read its arrays (``parse``: "all", "histogram" or "" for none) from the same
     descriptor: nothing can swap it."""
     name = data["sidecar"]["path"]
-    side_path = os.path.join(os.path.dirname(os.path.abspath(path)), name)
+    side_path = _beside(path, name)
     try:
         fh = open_regular(side_path)
     except FileNotFoundError:

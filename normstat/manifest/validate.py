@@ -9,10 +9,9 @@ from typing import Any
 
 from normstat.modes import MAX_BANDS, Mode, get_mode
 from normstat.options import ALPHAS, COLORS, DEVICES, NPY_LAYOUTS, percentile_list
-from normstat.reduce import PERCENTILES
 from normstat.reduce.color import LAB_FROM, lab_mode
 
-from .ranges import check_range_options, check_range_report
+from .ranges import check_range_options, check_range_report, percentiles_of
 from .sidecar import SIDECAR_FORMAT
 from .statistics import check_statistics
 from .values import Reader
@@ -23,7 +22,6 @@ __all__ = [
     "SCHEMAS",
     "SCHEMA_V2",
     "lab_key",
-    "percentiles_of",
     "plain_name",
     "validate",
 ]
@@ -51,12 +49,6 @@ REQUIRED_KEYS = (
     "sidecar",
 )
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-def percentiles_of(options: dict[str, Any]) -> tuple[float, ...]:
-    """The percentiles a manifest reports: its ``options.percentiles``, else the default."""
-    chosen = options.get("percentiles")
-    return PERCENTILES if chosen is None else tuple(float(q) for q in chosen)
 
 
 def plain_name(name: str) -> bool:

@@ -5,7 +5,6 @@ that invalid pixels can be written as 0 or NaN instead of as normalised nodata v
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
@@ -13,14 +12,7 @@ from normstat.options import MaskOptions
 from normstat.readers import Decoded
 from normstat.reduce.masks import read_mode, split_alpha, valid_mask
 
-__all__ = ["mask_of", "read_mode", "valid_pixels"]
-
-
-def mask_of(options: dict[str, Any]) -> MaskOptions:
-    """The mask a manifest's options record (none for manifests without masks)."""
-    nodata = options.get("nodata")
-    values = None if nodata is None else tuple(math.nan if v == "nan" else float(v) for v in nodata)
-    return MaskOptions(values, options.get("alpha") == "mask")
+__all__ = ["read_mode", "valid_pixels"]
 
 
 def valid_pixels(dec: Decoded, mask: MaskOptions) -> tuple[np.ndarray, np.ndarray | None]:

@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -135,7 +135,8 @@ class WriteTask:
     overwrite: bool
     read: ReadOptions
     journal: Journal
-    mask: MaskOptions | None = None  # the statistics' mask (None: only files' nodata tags)
+    # the statistics' mask (none: only files' nodata tags)
+    mask: MaskOptions = field(default_factory=MaskOptions)
 
 
 def source_version(source: Source, item: Item) -> Version | None:
@@ -160,7 +161,7 @@ def apply_chunk(task: WriteTask) -> list[str | Skipped]:
     """Per image: "written" (and journaled with the version of its source), "kept" (already
     there, made from the same version of its source: resumed), or a Skipped value."""
     mode = get_mode(task.mode)
-    mask = task.mask or MaskOptions()
+    mask = task.mask
     out: list[str | Skipped] = ["kept"] * len(task.images)
     todo = [
         k
@@ -174,10 +175,7 @@ def apply_chunk(task: WriteTask) -> list[str | Skipped]:
         if isinstance(dec, Skipped):
             out[k] = dec
             continue
-        if mask.requested or dec.nodata is not None:
-            _write_npy(target, task.normalizer(*valid_pixels(dec, mask)))
-        else:
-            _write_npy(target, task.normalizer(dec.pixels))
+        _write_npy(target, task.normalizer(*valid_pixels(dec, mask)))
         if version is not None:
             task.journal.record([(ref.rel, version)])
         out[k] = "written"

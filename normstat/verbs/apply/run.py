@@ -16,7 +16,7 @@ from normstat.errors import InputError, ManifestError, OutputError
 from normstat.fileops import atomic_write_bytes, sha256_file
 from normstat.manifest import Stats
 from normstat.modes import MODES, Mode
-from normstat.options import ApplyOptions, ReadOptions
+from normstat.options import ApplyOptions, MaskOptions, ReadOptions
 from normstat.readers import Skipped
 from normstat.sources import Source
 from normstat.verbs.common import (
@@ -34,7 +34,6 @@ from normstat.verbs.common import (
 )
 
 from .journal import JOURNAL, LOCK, Journal, locked
-from .masking import mask_of
 from .normalize import Normalizer
 from .outputs import (
     PROVENANCE,
@@ -76,17 +75,15 @@ def _resolve_stats(stats: Stats | str) -> tuple[Stats | None, dict[str, Any]]:
     return loaded, {"path": os.path.abspath(stats), "sha256": sha256_file(stats)}
 
 
-def _values(loaded: Stats | None, std: str) -> tuple[Mode, list[float], list[float], str]:
-    """The mode images are read in, the mean and std to apply, and the .npy layout compute
-    read arrays with."""
+def _values(loaded: Stats | None, std: str) -> tuple[Mode, list[float], list[float]]:
+    """The mode images are read in, and the mean and std to apply."""
     if loaded is None:
-        return MODES["RGB"], IMAGENET["mean"], IMAGENET["std"], "auto"
+        return MODES["RGB"], IMAGENET["mean"], IMAGENET["std"]
     mode = loaded.read_mode()
     if len(loaded.channels) != len(mode.channels):
         raise ManifestError(loaded.path, f"{len(loaded.channels)} channels for mode {mode.name}")
     sd = loaded.std if std == "pooled" else list(loaded.data["std_per_image_mean"])
-    layout = loaded.data.get("options", {}).get("npy_layout", "auto")
-    return mode, loaded.mean, sd, str(layout)
+    return mode, loaded.mean, sd
 
 
 def apply(
@@ -99,14 +96,14 @@ def apply(
 ) -> ApplyResult:
     """Every image of ``source`` as a normalized array ``OUT/<relative name>.npy``."""
     loaded, ident = _resolve_stats(stats)
-    mode, mean, sd, npy_layout = _values(loaded, opts.std)
+    mode, mean, sd = _values(loaded, opts.std)
     lab = _lab(loaded, ident, opts)
     if opts.scale == "standard":
         channels = loaded.channels if loaded is not None else mode.channels
         for name, s in zip(channels, sd, strict=True):
             if not s > 0:
                 raise ManifestError(ident.get("path", "imagenet"), f"std of channel {name} is 0")
-    mask = mask_of(loaded.data.get("options", {})) if loaded is not None else mask_of({})
+    mask = loaded.mask if loaded is not None else MaskOptions()
     locations = source.locations()
     check_out_dir(out, locations, [])
     options: dict[str, Any] = {
@@ -143,8 +140,11 @@ def apply(
         fill,
         lab,
     )
-    nan = mask.nodata is not None and any(math.isnan(v) for v in mask.nodata)
-    read = ReadOptions(opts.max_pixels, mode.alpha, npy_layout, nan)
+    read = (
+        loaded.read_options(opts.max_pixels)
+        if loaded is not None
+        else ReadOptions(opts.max_pixels, mode.alpha)  # the ImageNet preset: RGB, no mask
+    )
     result = ApplyResult(out)
     with make_engine(workers) as engine:
         images, skipped = scan(source, engine, read, progress)
@@ -192,7 +192,7 @@ def apply(
                     normalizer,
                     read,
                     opts.overwrite,
-                    mask if mask.requested else None,
+                    mask,
                 )
                 result.written, result.kept = apply_stack(job, engine, skips, progress)
                 result.stack = os.path.join(out, STACK)
@@ -214,7 +214,7 @@ def apply(
                     opts.overwrite,
                     read,
                     journal,
-                    mask if mask.requested else None,
+                    mask,
                 )
 
             done = 0

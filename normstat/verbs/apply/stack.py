@@ -16,7 +16,7 @@ import json
 import os
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -172,13 +172,14 @@ class RowTask:
     read: ReadOptions
     partial: str
     journal: RowJournal
-    mask: MaskOptions | None = None  # as WriteTask's: invalid pixels written as 0 or NaN
+    # as WriteTask's: invalid pixels written as 0 or NaN
+    mask: MaskOptions = field(default_factory=MaskOptions)
 
 
 def write_rows(task: RowTask) -> list[str | Skipped]:
     """Per slot: "written" or a Skipped value. Rows go straight into the partial's memmap."""
     mode = get_mode(task.mode)
-    mask = task.mask or MaskOptions()
+    mask = task.mask
     refs = [ref for _, ref, _ in task.slots]
     out: list[str | Skipped] = []
     done: list[tuple[int, Row]] = []
@@ -192,10 +193,7 @@ def write_rows(task: RowTask) -> list[str | Skipped]:
                 if version is not None:
                     done.append((slot, Row(ref.rel, version, dec.reason)))
                 continue
-            if mask.requested or dec.nodata is not None:
-                y = task.normalizer(*valid_pixels(dec, mask))
-            else:
-                y = task.normalizer(dec.pixels)
+            y = task.normalizer(*valid_pixels(dec, mask))
             if y.shape != mm.shape[1:]:  # the header lied, or the file changed since the scan
                 raise InputError(
                     ref.name, f"decoded to rows of {y.shape}, not the stack's {mm.shape[1:]}"

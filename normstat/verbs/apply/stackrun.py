@@ -5,7 +5,7 @@ workers in chunks, then finish the stack."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from normstat.engine import Engine
 from normstat.fileops import atomic_write_bytes
@@ -50,7 +50,8 @@ class StackJob:
     normalizer: Normalizer
     read: ReadOptions
     fresh: bool  # other options before, or --overwrite: nothing of an earlier run is kept
-    mask: MaskOptions | None = None  # the statistics' mask (None: only files' nodata tags)
+    # the statistics' mask (none: only files' nodata tags)
+    mask: MaskOptions = field(default_factory=MaskOptions)
 
 
 def apply_stack(

@@ -9,7 +9,7 @@ from typing import Any
 from normstat.engine import make_engine
 from normstat.errors import ManifestError
 from normstat.manifest import Stats
-from normstat.options import CheckOptions, ReadOptions
+from normstat.options import CheckOptions
 from normstat.readers import Skipped
 from normstat.sources import Source, for_roots
 from normstat.verbs.common import (
@@ -48,8 +48,7 @@ def check(
         raise ManifestError(stats.path, "manifest has no fingerprints to check against")
     fp = stats.fingerprints
     mode = stats.read_mode()  # CIELAB statistics: fingerprinted as their RGB pixels
-    layout = str(stats.data.get("options", {}).get("npy_layout", "auto"))
-    read = ReadOptions(opts.max_pixels, mode.alpha, layout)
+    read = stats.read_options(opts.max_pixels)
     report = LeakReport([], 0, manifest=stats.path or "")
     report.warnings = root_overlaps(list(stats.data.get("sources", [])), source.locations())
     report.warnings += contributor_warnings(fp)

@@ -104,10 +104,6 @@ def compute(
 ) -> Stats:
     """Statistics of every image of ``source`` (see the module docstring); on the Dask cluster
     at ``scheduler`` when given, keeping each finished shard in ``partials`` when given."""
-    if opts.covariance and opts.device == "gpu":
-        raise DeviceError(
-            "--device gpu", "the covariance is reduced on the CPU only (--covariance)"
-        )
     # masks, the covariance, float ranges and CIELAB are reduced on the CPU (gpu refused)
     slow = opts.mask.requested or opts.covariance or opts.value_range or opts.color
     device = "cpu" if slow else opts.device
