@@ -4,8 +4,6 @@ that invalid pixels can be written as 0 or NaN instead of as normalised nodata v
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from normstat.options import MaskOptions
