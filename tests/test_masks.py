@@ -438,6 +438,8 @@ def test_apply_and_compute_share_the_validity_rule() -> None:
         )
         want = ~want & (px[..., 3:] > 0 if alpha else True)
         assert valid is not None and np.array_equal(valid, want)
+
+
 @pytest.mark.parametrize("bands", [3, 1])
 def test_apply_nan_nodata_float_tiff(tmp_path: Path, bands: int) -> None:
     """A NaN-holding float TIFF that compute counted under --nodata nan is normalised by apply
