@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tifffile
 from helpers import invoke
 from PIL import Image
 
@@ -438,28 +437,3 @@ def test_apply_and_compute_share_the_validity_rule() -> None:
         )
         want = ~want & (px[..., 3:] > 0 if alpha else True)
         assert valid is not None and np.array_equal(valid, want)
-
-
-@pytest.mark.parametrize("bands", [3, 1])
-def test_apply_nan_nodata_float_tiff(tmp_path: Path, bands: int) -> None:
-    """A NaN-holding float TIFF that compute counted under --nodata nan is normalised by apply
-    (NaN pixels written as the fill), not skipped as non-finite: RGB;F and F images."""
-    a = np.arange(4 * 6 * bands, dtype=np.float32).reshape(4, 6, bands) / 10
-    a[0, :3, :] = np.nan
-    (tmp_path / "in").mkdir()
-    if bands > 1:
-        tifffile.imwrite(tmp_path / "in" / "f.tif", a, photometric="rgb")
-    else:
-        tifffile.imwrite(tmp_path / "in" / "f.tif", a[..., 0])
-    stats = normstat.compute(str(tmp_path / "in"), nodata="nan", workers=1)
-    assert stats.images == 1
-    stats.save(str(tmp_path / "s" / "stats.json"))
-    result = normstat.apply(
-        str(tmp_path / "in"), str(tmp_path / "s" / "stats.json"), tmp_path / "o"
-    )
-    assert (result.written, result.skipped) == (1, [])
-    got = np.moveaxis(np.load(tmp_path / "o" / "f.tif.npy"), 0, 2)
-    valid = ~np.isnan(a)
-    want = (a.astype(np.float64) - np.asarray(stats.mean)) / np.asarray(stats.std)
-    np.testing.assert_allclose(got[valid], want[valid], rtol=1e-6, atol=1e-6)
-    assert (got[~valid] == 0).all()

@@ -438,31 +438,40 @@ def test_nan_in_float_tiffs_is_a_skip_or_with_nodata_nan_left_out(tmp_path: Path
             normstat.compute(tmp_path / f"f{i}.tif", workers=1)
 
 
-def test_apply_of_a_nan_nodata_manifest_writes_float_tiffs_with_nan(tmp_path: Path) -> None:
-    """apply masks the NaN of float TIFFs as compute counted them (--nodata nan), rather than
-    skipping the images as non-finite; an infinity is still a skip."""
+@pytest.mark.parametrize("bands", [1, 3])
+def test_apply_of_a_nan_nodata_manifest_writes_float_tiffs_with_nan(
+    tmp_path: Path, bands: int
+) -> None:
+    """apply masks the NaN of float TIFFs (F and RGB;F) as compute counted them (--nodata nan),
+    rather than skipping the images as non-finite; an infinity is still a skip."""
     for folder in ("in", "inf"):
         (tmp_path / folder).mkdir()
     arrays = []
     for i in range(2):
-        a = RNG.uniform(1.0, 2.0, (6, 7)).astype(np.float32)
+        a = RNG.uniform(1.0, 2.0, (6, 7, bands)).astype(np.float32)
         a[i, 3] = np.nan
-        tifffile.imwrite(tmp_path / "in" / f"f{i}.tif", a)
+        if bands == 3:
+            tifffile.imwrite(tmp_path / "in" / f"f{i}.tif", a, photometric="rgb")
+        else:
+            tifffile.imwrite(tmp_path / "in" / f"f{i}.tif", a[..., 0])
         arrays.append(a)
     stats = normstat.compute(tmp_path / "in", workers=1, nodata="nan")
-    assert stats.images == 2 and stats.data["pixels_valid"] == [2 * 6 * 7 - 2]
+    assert stats.images == 2 and stats.data["pixels_valid"] == [2 * 6 * 7 - 2] * bands
     result = normstat.apply(tmp_path / "in", stats, tmp_path / "out", workers=1)
     assert (result.written, result.skipped) == (2, []), result
     for i, a in enumerate(arrays):
-        got = np.load(tmp_path / "out" / f"f{i}.tif.npy")
-        assert got.shape == (1, 6, 7)
+        got = np.moveaxis(np.load(tmp_path / "out" / f"f{i}.tif.npy"), 0, 2)
+        assert got.shape == (6, 7, bands)
         valid = ~np.isnan(a)
-        want = (a.astype(np.float64) - stats.mean[0]) / stats.std[0]
-        np.testing.assert_allclose(got[0][valid], want[valid], rtol=1e-6, atol=1e-6)
-        assert got[0, i, 3] == 0
+        want = (a.astype(np.float64) - np.asarray(stats.mean)) / np.asarray(stats.std)
+        np.testing.assert_allclose(got[valid], want[valid], rtol=1e-6, atol=1e-6)
+        assert (got[i, 3] == 0).all()
     inf = arrays[0].copy()
     inf[0, 0] = np.inf
-    tifffile.imwrite(tmp_path / "inf" / "g.tif", inf)
+    if bands == 3:
+        tifffile.imwrite(tmp_path / "inf" / "g.tif", inf, photometric="rgb")
+    else:
+        tifffile.imwrite(tmp_path / "inf" / "g.tif", inf[..., 0])
     with pytest.raises(normstat.errors.InputError, match=r"g\.tif: non-finite pixel values"):
         normstat.apply(tmp_path / "inf", stats, tmp_path / "out2", workers=1)
 
