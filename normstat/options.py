@@ -17,7 +17,10 @@ __all__ = [
     "COLORS",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_PERCENTILES",
+    "DEFAULT_LOOK_ALIKE",
+    "DEFAULT_MARGIN",
     "DEFAULT_THRESHOLD",
+    "FAIL_ON",
     "DEVICES",
     "DTYPES",
     "INVALIDS",
@@ -48,7 +51,10 @@ LAYOUTS = ("chw", "hwc")
 INVALIDS = ("zero", "nan")  # what apply writes for a pixel a mask leaves out
 
 DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 178_956_970
-DEFAULT_THRESHOLD = 0.95  # near-duplicate score; chosen from benchmarks/leaks.py: see README
+DEFAULT_THRESHOLD = 0.9  # least agreement of a near-duplicate (blurred-thumbnail correlation)
+DEFAULT_MARGIN = 12.0  # how far a copy stands out from the nearest other image: see README
+DEFAULT_LOOK_ALIKE = 4.0  # how far a look-alike listed for review does
+FAIL_ON = ("leak", "look-alike")
 DEFAULT_PERCENTILES = (0.5, 1.0, 5.0, 50.0, 95.0, 99.0, 99.5)
 RANGE_BINS = 65536  # --range: bins over [LO, HI], as many as 16-bit data have values
 
@@ -269,11 +275,22 @@ class ApplyOptions:
 
 @dataclass(frozen=True)
 class CheckOptions:
-    """check's options."""
+    """check's options: a near-duplicate must agree with its contributor to ``threshold``
+    (blurred-thumbnail correlation) and stand out from the test image's neighbourhood by
+    ``margin`` (a look-alike by ``look``); ``fail_on`` says what fails the gate."""
 
     threshold: float = DEFAULT_THRESHOLD
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    margin: float = DEFAULT_MARGIN
+    look: float = DEFAULT_LOOK_ALIKE
+    fail_on: str = "leak"
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 1:
             raise ValueError("threshold must be in (0, 1]")
+        if not self.margin >= 1:
+            raise ValueError("margin must be at least 1")
+        if not 1 <= self.look <= self.margin:
+            raise ValueError("the look-alike margin must be between 1 and the margin")
+        if self.fail_on not in FAIL_ON:
+            raise ValueError(f"fail-on must be one of {', '.join(FAIL_ON)}")

@@ -19,11 +19,13 @@ from PIL import Image
 from normstat.modes import LUMA
 
 __all__ = [
+    "PHASH_DCT",
     "THUMB",
     "gray_image",
     "hashes_of",
     "perceptual",
     "phash_of",
+    "phash_of_coefficients",
     "pixel_hash",
     "thumbnail",
 ]
@@ -96,10 +98,19 @@ _V = np.array([v for _, v in _LOW[:64]])
 ODD_COLUMNS = _V % 2 == 1  # coefficients whose sign a horizontal mirror flips
 
 
+PHASH_DCT = _DCT  # the DCT rows the pHash reads (12 × 32)
+
+
 def phash_of(thumbs: np.ndarray, mirrored: bool = False) -> np.ndarray:
     """pHash of one (32, 32) thumbnail or a stack (n, 32, 32), as uint64; ``mirrored`` gives the
     hash of the left-right mirror image without making it."""
-    coeffs = (_DCT @ thumbs @ _DCT.T)[..., _U, _V]
+    return phash_of_coefficients(_DCT @ thumbs @ _DCT.T, mirrored)
+
+
+def phash_of_coefficients(dct: np.ndarray, mirrored: bool = False) -> np.ndarray:
+    """pHash from the 12×12 lowest DCT coefficients ``PHASH_DCT @ thumb @ PHASH_DCT.T`` (any
+    leading shape, the last two axes are vertical, horizontal frequency)."""
+    coeffs = dct[..., _U, _V]
     if mirrored:
         coeffs = np.where(ODD_COLUMNS, -coeffs, coeffs)
     ordered = np.sort(coeffs, axis=-1)

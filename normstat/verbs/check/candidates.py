@@ -1,183 +1,102 @@
-"""The near-duplicate stage of ``check``: candidates from the hash index, the verification jobs
-for the workers, and what their results mean (leaks, warnings). Pure functions; ``run.check`` runs
-the jobs on its engine.
+"""Which contributors each test image of a chunk is compared with: those whose pHash is near
+its whole-image hash (or its mirror image's), and those near one of its crop boxes' hashes.
 
-Bounded work: each test image verifies at most ``CAP`` candidates, nearest hashes first, and a
-duplicate inside the test split is looked for among its ``CAP`` nearest other test images.
+Bounded work: a test image keeps its ``CAP`` nearest contributors by whole-image hash
+(nearest first, ties by row) and its ``CAP_BOX`` nearest by crop-box hash, however crowded the
+hash space is (verification then ranks the box finds by how well the box agrees). The index
+search reads every key within one bit of each query's substrings (whole-image hashes, and box
+hashes while the index is at most ``WIDE_BOX_ROWS`` rows; beyond that, box hashes read their own
+keys only, so that a 48-box search of a million-row index stays bounded: crops are then found
+when one substring of the box's hash is intact).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from normstat.fingerprints import Fingerprints
-from normstat.verbs.common import ImageRef
-
 from .hamming import HammingIndex
-from .leakage import Leak
-from .verify import BOXES, RADIUS, Match, Pair, TrainRow, variant
 
-__all__ = [
-    "CAP",
-    "NO_PHASH",
-    "Candidates",
-    "candidates",
-    "contributor_warnings",
-    "interpret",
-    "search_queries",
-    "test_duplicate_warnings",
-]
+__all__ = ["CAP", "CAP_BOX", "RADIUS", "RADIUS_BOX", "Found", "search"]
 
-CAP = 64
-NO_PHASH = (
-    "manifest has no perceptual fingerprints: only exact copies are checked; "
-    "recompute with normstat >= 0.2"
-)
-_WHOLE = (0, len(BOXES))  # query columns of the whole image, plain and mirrored
-
-
-def _best_per_pair(
-    found: tuple[np.ndarray, np.ndarray, np.ndarray], n_queries: int
-) -> dict[int, list[tuple[int, int, int]]]:
-    """Per test image, up to CAP (reference, variant, distance), nearest first; a reference
-    found through several variants keeps its nearest one."""
-    qi, ti, dist = found
-    test, var = qi // n_queries, qi % n_queries
-    order = np.lexsort((var, ti, dist, test))
-    out: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-    seen: set[tuple[int, int]] = set()
-    for k in order.tolist():
-        t, ref = int(test[k]), int(ti[k])
-        if (t, ref) in seen or len(out[t]) >= CAP:
-            continue
-        seen.add((t, ref))
-        out[t].append((ref, int(var[k]), int(dist[k])))
-    return out
-
-
-def search_queries(
-    index: HammingIndex, queries: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Whole-image hashes are probed one bit deeper (exact to 7 bits) than crop boxes."""
-    n_queries = queries.shape[1]
-    whole = np.zeros(n_queries, dtype=bool)
-    whole[list(_WHOLE)] = True
-    found = []
-    for mask, probe in ((whole, 1), (~whole, 0)):
-        cols = np.flatnonzero(mask)
-        qi, ti, dist = index.search(queries[:, cols].ravel(), RADIUS, probe=probe)
-        test, col = qi // len(cols), cols[qi % len(cols)]
-        found.append((test * n_queries + col, ti, dist))
-    qi, ti, dist = (np.concatenate(parts) for parts in zip(*found, strict=True))
-    return qi, ti, dist
+RADIUS = 12  # whole-image hashes: pHash bits a candidate may differ by
+RADIUS_BOX = 10  # crop-box hashes
+CAP = 48  # whole-image candidates kept per test image
+CAP_BOX = 128  # crop-box candidates kept per test image
+WIDE_BOX_ROWS = 1 << 18
 
 
 @dataclass
-class Candidates:
-    """Verification jobs, one per test image with candidates: (test path, pairs)."""
+class Found:
+    """Candidates of one test image: contributor rows, their whole-image distance (-1: found
+    only by a box), mirrored (the mirror image's hash was nearer), and for box finds the box
+    (index into BOXES, -1: none) and its distance."""
 
-    jobs: list[tuple[ImageRef, list[Pair]]] = field(default_factory=list)
-
-
-Tests = list[tuple[ImageRef, bytes, np.ndarray]]  # test image, pixel hash, query hashes
-
-
-def candidates(
-    fp: Fingerprints, tests: Tests
-) -> tuple[Candidates, list[tuple[ImageRef, list[Pair]]]]:
-    """Contributor candidates for each test image (excluding exact copies, reported already),
-    and test-split candidates (each unordered pair once)."""
-    assert fp.phash is not None
-    result = Candidates()
-    if not tests:
-        return result, []
-    queries = np.stack([q for _, _, q in tests])
-    index = HammingIndex(fp.phash)
-    per_test = _best_per_pair(search_queries(index, queries), n_queries=queries.shape[1])
-    train_hashes = fp.pixel_hash
-    for t, refs in sorted(per_test.items()):
-        test, h, _ = tests[t]
-        pairs = []
-        for ref, var, dist in refs:
-            if bytes(train_hashes[ref]) == h:
-                continue
-            row = TrainRow(fp.roots[int(fp.root[ref])], fp.paths[ref])
-            pairs.append(Pair(fp.path(ref), bytes(train_hashes[ref]), var, dist, row))
-        if pairs:
-            result.jobs.append((test, pairs))
-    # Inside the test split: whole-image hashes of the others against every query variant.
-    test_index = HammingIndex(queries[:, 0])
-    per_test = _best_per_pair(search_queries(test_index, queries), n_queries=queries.shape[1])
-    internal = []
-    for t, refs in sorted(per_test.items()):
-        twins = [
-            Pair(tests[ref][0].name, None, var, dist, tests[ref][0])
-            for ref, var, dist in refs
-            if ref > t and tests[ref][1] != tests[t][1]  # exact twins are warned about apart
-        ]
-        if twins:
-            internal.append((tests[t][0], twins))
-    return result, internal
+    rows: np.ndarray
+    distance: np.ndarray
+    mirrored: np.ndarray
+    box: np.ndarray
+    box_distance: np.ndarray
 
 
-def interpret(
-    jobs: list[tuple[ImageRef, list[Pair]]], results: list[list[Match]], threshold: float
-) -> tuple[list[Leak], list[str], int]:
-    """Leaks at or above ``threshold``, warnings for candidates that could not be verified, and
-    how many candidates were too flat to compare."""
-    leaks, warnings, flat = [], [], 0
-    for (ref, _), matches in zip(jobs, results, strict=True):
-        test = ref.name
-        for m in matches:
-            if m.score is None:
-                if m.problem == "flat":
-                    flat += 1
-                else:
-                    warnings.append(
-                        f"cannot verify candidate {m.pair.ref} for test image {test}: {m.problem}"
-                    )
-            elif m.score >= threshold:
-                mirrored = variant(m.pair.variant)[1]
-                leaks.append(Leak(test, m.pair.ref, "near", m.score, m.pair.distance, mirrored))
-    return leaks, warnings, flat
+def _nearest(
+    test: np.ndarray, row: np.ndarray, dist: np.ndarray, extra: np.ndarray, cap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per (test, row), the nearest find; then per test its ``cap`` nearest, sorted."""
+    order = np.lexsort((extra, row, dist, test))
+    test, row, dist, extra = test[order], row[order], dist[order], extra[order]
+    pair = np.ones(len(test), dtype=bool)
+    if len(test):  # first of each (test, row) in this order: its nearest find
+        key = test.astype(np.int64) * (1 << 32) + row
+        _, first = np.unique(key, return_index=True)
+        pair[:] = False
+        pair[first] = True
+    test, row, dist, extra = test[pair], row[pair], dist[pair], extra[pair]
+    order = np.lexsort((row, dist, test))
+    test, row, dist, extra = test[order], row[order], dist[order], extra[order]
+    starts = np.searchsorted(test, test, side="left")
+    keep = np.arange(len(test)) - starts < cap
+    return test[keep], row[keep], dist[keep], extra[keep]
 
 
-def test_duplicate_warnings(
-    tests: Tests,
-    internal: list[tuple[ImageRef, list[Pair]]],
-    results: list[list[Match]],
-    threshold: float,
-) -> list[str]:
-    """Duplicates inside the test split: exact twins, and verified near-duplicates."""
+def search(index: HammingIndex, phash: np.ndarray, boxes: np.ndarray) -> list[Found]:
+    """Candidates of each test image, from its whole-image hashes ``phash`` (n, 2: the image,
+    its mirror image) and box hashes ``boxes`` (n, 48)."""
+    n = len(phash)
+    qi, row, dist = index.search(phash.ravel(), RADIUS, probe=1)
+    whole = _nearest(qi // 2, row, dist, qi % 2, CAP)
+    probe = 1 if len(index) <= WIDE_BOX_ROWS else 0
+    qi, row, dist = index.search(boxes.ravel(), RADIUS_BOX, probe=probe)
+    nb = boxes.shape[1]
+    boxed = _nearest(qi // nb, row, dist, qi % nb, CAP_BOX)
     out = []
-    by_hash: dict[bytes, list[str]] = defaultdict(list)
-    for ref, h, _ in tests:
-        by_hash[h].append(ref.name)
-    for paths in by_hash.values():
-        if len(paths) > 1:
-            out.append(f"test images with the same pixels: {', '.join(paths)}")
-    for (test, _), matches in zip(internal, results, strict=True):
-        for m in matches:
-            if m.score is not None and m.score >= threshold:
-                pair = f"{test.name} and {m.pair.ref}"
-                out.append(f"test images {pair} are near-duplicates (score {m.score:.3f})")
-    return out
-
-
-def contributor_warnings(fp: Fingerprints, limit: int = 10) -> list[str]:
-    """Images that contribute to the statistics more than once (same pixels, other names)."""
-    by_hash: dict[bytes, list[int]] = defaultdict(list)
-    for i, row in enumerate(fp.pixel_hash):
-        by_hash[bytes(row)].append(i)
-    groups = [g for g in by_hash.values() if len(g) > 1]
-    out = [
-        "images with the same pixels contribute "
-        f"{len(g)} times to the statistics: {', '.join(fp.path(i) for i in g)}"
-        for g in groups[:limit]
-    ]
-    if len(groups) > limit:
-        out.append(f"... and {len(groups) - limit} more groups of duplicate contributors")
+    w_start = np.searchsorted(whole[0], np.arange(n + 1))
+    b_start = np.searchsorted(boxed[0], np.arange(n + 1))
+    for t in range(n):
+        w = slice(w_start[t], w_start[t + 1])
+        b = slice(b_start[t], b_start[t + 1])
+        rows = np.concatenate([whole[1][w], boxed[1][b]])
+        _, first = np.unique(rows, return_index=True)
+        k = len(whole[1][w])
+        dist_w = np.full(len(rows), -1, dtype=np.int64)
+        dist_w[:k] = whole[2][w]
+        mirror = np.zeros(len(rows), dtype=bool)
+        mirror[:k] = whole[3][w] == 1
+        box = np.full(len(rows), -1, dtype=np.int64)
+        box[k:] = boxed[3][b]
+        box_d = np.full(len(rows), -1, dtype=np.int64)
+        box_d[k:] = boxed[2][b]
+        # a row found both ways: its whole-image entry, with the box attached
+        merged_box = box.copy()
+        merged_bd = box_d.copy()
+        pos = {int(r): i for i, r in enumerate(rows[:k])}
+        for j in range(k, len(rows)):
+            i = pos.get(int(rows[j]))
+            if i is not None:
+                merged_box[i], merged_bd[i] = box[j], box_d[j]
+        keep = np.sort(first)  # every whole-image find, then the box finds not among them
+        out.append(
+            Found(rows[keep], dist_w[keep], mirror[keep], merged_box[keep], merged_bd[keep])
+        )
     return out

@@ -1,295 +1,359 @@
-"""Near-duplicate search and verification for ``check``.
+"""Verification of one chunk of test images against their candidates, in a worker, from the
+contributors' stored references (fingerprints.reference): no train file is opened.
 
-Candidates: each test image is hashed (pHash, see fingerprint.py) over a grid of crop boxes, each
-also mirrored, and the hashes are searched in a multi-index over the contributors' pHashes. The
-train copy may be a crop of the test image by up to 10 % per side, so the test image is hashed
-whole and cropped to 95 % and 90 % of each side at the start, centre and end (7 choices per axis,
-49 boxes); one of them lies within 2.5 % of any such crop, close enough for the hash to agree.
+Each candidate is compared with the test image under the hypotheses its size allows, each
+giving a test-side thumbnail made the way compute made the contributor's:
 
-Verification: a candidate is a leak only when the pixels agree. Both images go to luma at a common
-size of at most 32×32, the test image through the box that matched (refined by moving its edges
-while the agreement improves), and the score is the smaller of two Pearson correlations: of the
-luma values, and of their horizontal and vertical differences (the edges). Both are 1 for the same
-picture whatever its brightness and contrast; the edge term is what separates two different
-drawings of the same digit, whose blobs overlap but whose edges do not. Flat images have no
-structure to correlate and are never near-matched; flat or two-tone images (whose perceptual
-hashes collide, and whose luma correlates perfectly with any other of the same layout) must
-also have the same mean colour, up to a brightness change.
+- the whole image, and its mirror image (a sign flip of the features);
+- resized to the contributor's size, when the sizes differ, with each of Pillow's box,
+  bilinear, bicubic and Lanczos filters (the copy was made with one of them, or with something
+  close): a 14×14 copy of a 28×28 digit lost detail that its thumbnail cannot have, so the
+  test image loses it the same way before they are compared (matched bandwidth);
+- cropped: when a crop box's hash found the candidate, the box is refined: a contributor that
+  fits inside the test image is searched as a window of exactly its size (the crop kept its
+  pixels), any other as a box whose edges move by up to 6 %.
+
+Hypotheses are tried only for promising candidates (LOW agreement ≥ ``PROMISING``), at most
+``RESIZE_CAP`` and ``CROP_CAP`` per test image: the work per test image is bounded. Then
+decide.py judges the best candidate against the others.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from normstat.fileops import stays_inside
-from normstat.fingerprints import gray_image, phash_of, pixel_hash, thumbnail
-from normstat.modes import get_mode
-from normstat.options import ReadOptions
-from normstat.readers import Skipped
-from normstat.sources import Source
-from normstat.verbs.common import ImageRef, read_reference, read_refs
+from normstat.fingerprints import thumbnail
 
-__all__ = [
-    "BOXES",
-    "COMPARE",
-    "RADIUS",
-    "Match",
-    "Pair",
-    "TrainRow",
-    "VerifyTask",
-    "query_hashes",
-    "verify_chunk",
-]
+from .candidates import Found
+from .decide import Decision, Rule, colour_agrees, decide
+from .features import agreement, blurred_score, features, mirrored, paired
+from .queries import BOXES, Batch, box_thumb, stretch_all
 
-RADIUS = 10  # pHash bits a candidate may differ by
-COMPARE = 32  # largest side of the verification thumbnails
-FLAT = 0.008  # luma std (in [0, 1] units, 2/255) below which an image is flat
-_WORK = 256  # test images are reduced to at most this side before boxes are cut
+__all__ = ["PROMISING", "Contributors", "Verdict", "verify"]
+
+PROMISING = 0.8  # LOW agreement a candidate needs before hypotheses are tried on it
+RESIZE_CAP = 4
+CROP_CAP = 2
+_FILTERS = {
+    "box": Image.Resampling.BOX,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+Box = tuple[float, float, float, float]
 
 
-def _filter(source: float, target: int) -> Image.Resampling:
-    """Lanczos when shrinking 2× or more: a box filter aliases fine texture differently depending
-    on the scale it starts from, which a resized copy changes. Box otherwise: Lanczos' smooth
-    sub-pixel shifts let the edge search align two different drawings of a small digit."""
-    return Image.Resampling.LANCZOS if source >= 2 * target else Image.Resampling.BOX
+@dataclass(frozen=True)
+class Verdict:
+    """A test image's best match when it is a leak or a look-alike: the contributor ``row``,
+    the blurred-thumbnail agreement ``score``, ``distinct`` (decide.py), the per-band
+    agreements, the pHash bits apart and the transformation found."""
+
+    tier: str
+    row: int
+    score: float
+    distinct: float
+    low: float
+    band: float
+    neighbour: tuple[float, float]
+    distance: int | None
+    transform: dict[str, Any]
 
 
-def _axis_choices() -> list[tuple[float, float]]:
-    out = [(0.0, 1.0)]
-    for keep in (0.95, 0.90):
-        out.extend((m, m + keep) for m in (0.0, (1 - keep) / 2, 1 - keep))
+class Contributors:
+    """The references of contributor rows (stored columns, or read from files): thumbnails
+    (uint8 stretched), colours, sizes, pixel hashes, and their features, computed once."""
+
+    def __init__(
+        self,
+        thumb: np.ndarray,
+        colour: np.ndarray,
+        size: np.ndarray,
+        pixel_hash: np.ndarray,
+        rows: np.ndarray,
+    ) -> None:
+        self.rows = rows  # sorted contributor rows these arrays hold
+        self.thumb = thumb
+        self.colour = colour
+        self.size = size
+        self.pixel_hash = pixel_hash
+        self.features = features(thumb) if len(thumb) else np.zeros((0, 0), np.float32)
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        """Positions of ``rows`` (all held) in these arrays."""
+        return np.searchsorted(self.rows, rows)
+
+
+@dataclass
+class _Hypothesis:
+    low: float
+    band: float
+    thumb: np.ndarray  # the test-side thumbnail (uint8 stretched) it compared
+    transform: dict[str, Any] = field(default_factory=dict)
+
+
+def _stretched(img: Image.Image) -> np.ndarray:
+    t = thumbnail(img)
+    return stretch_all((t / np.float32(255) if img.mode == "L" else t)[None])[0][0]
+
+
+def _best_of(thumbs: list[np.ndarray], target: np.ndarray, mirror: bool) -> tuple[int, bool, np.ndarray]:
+    """Which of ``thumbs`` (and, with ``mirror``, their mirror images) agrees best with the
+    features ``target``: (index, mirrored, (low, band))."""
+    f = features(np.stack(thumbs))
+    s = agreement(f, target[None])[:, :, 0]  # (2, k)
+    best, flip = int(np.argmax(s.sum(axis=0))), False
+    if mirror:
+        sm = agreement(mirrored(f), target[None])[:, :, 0]
+        if sm.sum(axis=0).max() > s.sum(axis=0).max():
+            best, flip, s = int(np.argmax(sm.sum(axis=0))), True, sm
+    return best, flip, s[:, best]
+
+
+class _Test:
+    """One test image under verification."""
+
+    def __init__(self, batch: Batch, i: int) -> None:
+        prepared = batch.prepared[i]
+        self.gray = prepared.gray  # ``factor`` times smaller than the image (large ones)
+        self.factor = prepared.factor
+        self.work = prepared.work
+        self.h, self.w = (int(v) for v in batch.size[i])
+        self.thumb = batch.thumb[i]
+        self._resized: dict[tuple[int, int], list[np.ndarray]] = {}
+
+    def cut(self, box: Box) -> Image.Image:
+        """The region ``box`` (pixels of the image) of the luma copy: an exact crop when the
+        copy is the image itself and the box whole pixels, else an area-averaged resample."""
+        f = self.factor
+        if f == 1 and all(float(v).is_integer() for v in box):
+            return self.gray.crop(tuple(int(v) for v in box))
+        x0, y0, x1, y1 = (v / f for v in box)
+        size = (max(1, round(x1 - x0)), max(1, round(y1 - y0)))
+        return self.gray.resize(size, Image.Resampling.BOX, box=(x0, y0, x1, y1))
+
+    def resized(self, size: tuple[int, int]) -> list[np.ndarray]:
+        """The test image resized to ``size`` (w, h) with each filter, as thumbnails."""
+        got = self._resized.get(size)
+        if got is None:
+            got = self._resized[size] = [
+                _stretched(self.gray.resize(size, f)) for f in _FILTERS.values()
+            ]
+        return got
+
+    def resize_hypothesis(self, target: np.ndarray, size: tuple[int, int]) -> _Hypothesis:
+        thumbs = self.resized(size)
+        k, flip, s = _best_of(thumbs, target, mirror=True)
+        thumb = thumbs[k][:, ::-1] if flip else thumbs[k]
+        transform = {"mirrored": flip, "scale": size[0] / self.w, "filter": list(_FILTERS)[k]}
+        return _Hypothesis(float(s[0]), float(s[1]), thumb, transform)
+
+    def window_hypothesis(self, target: np.ndarray, box: Box, size: tuple[int, int]) -> _Hypothesis:
+        """A window of exactly ``size`` (w, h) pixels, searched near ``box`` (a crop)."""
+        cw, ch = size
+        seen: dict[tuple[int, int], tuple[float, float, float, np.ndarray]] = {}
+
+        def at(x: int, y: int) -> float:
+            x, y = min(max(x, 0), self.w - cw), min(max(y, 0), self.h - ch)
+            if (x, y) not in seen:
+                thumb = _stretched(self.cut((x, y, x + cw, y + ch)))
+                s = agreement(features(thumb[None]), target[None])[:, 0, 0]
+                seen[(x, y)] = (float(s.sum()), float(s[0]), float(s[1]), thumb)
+            return seen[(x, y)][0]
+
+        x, y = round(box[0] * self.w), round(box[1] * self.h)
+        x, y = min(max(x, 0), self.w - cw), min(max(y, 0), self.h - ch)
+        step = max(1, round(0.02 * max(self.w, self.h)))
+        best = at(x, y)
+        while True:
+            moved = False
+            for dx, dy in ((step, 0), (-step, 0), (0, step), (0, -step)):
+                nx, ny = min(max(x + dx, 0), self.w - cw), min(max(y + dy, 0), self.h - ch)
+                s = at(nx, ny)
+                if s > best + 1e-9:
+                    best, x, y, moved = s, nx, ny, True
+            if not moved:
+                if step == 1:
+                    break
+                step = max(1, step // 2)
+        _, low, band, thumb = seen[(x, y)]
+        crop = [x / self.w, y / self.h, (x + cw) / self.w, (y + ch) / self.h]
+        return _Hypothesis(low, band, thumb, {"crop": crop, "scale": 1.0})
+
+    def box_hypothesis(self, target: np.ndarray, box: Box, size: tuple[int, int]) -> _Hypothesis:
+        """A box whose edges move by up to 6 % (a crop, resized): coordinate ascent, the eight
+        moves of each round scored together on area-averaged box thumbnails."""
+        start = np.array(box, dtype=np.float64)
+        current = start.copy()
+        t0 = self.box_thumbs([current])
+        s0 = agreement(features(t0), target[None])[:, 0, 0]
+        best, s_best, t_best = float(s0.sum()), s0, t0[0]
+        for step in (0.02, 0.01, 0.005):
+            while True:
+                trials = []
+                for edge in range(4):
+                    for sign in (-1.0, 1.0):
+                        trial = current.copy()
+                        trial[edge] = np.clip(trial[edge] + sign * step, 0.0, 1.0)
+                        inside = abs(trial[edge] - start[edge]) <= 0.06 + 1e-9
+                        if inside and trial[2] - trial[0] >= 0.5 and trial[3] - trial[1] >= 0.5:
+                            trials.append(trial)
+                if not trials:
+                    break
+                thumbs = self.box_thumbs(trials)
+                s = agreement(features(thumbs), target[None])[:, :, 0]
+                k = int(np.argmax(s.sum(axis=0)))
+                if s[:, k].sum() <= best + 1e-9:
+                    break
+                best, s_best, t_best, current = float(s[:, k].sum()), s[:, k], thumbs[k], trials[k]
+        crop = [round(float(v), 4) for v in current]
+        scale = size[0] / max(1e-9, (current[2] - current[0]) * self.w)
+        return _Hypothesis(float(s_best[0]), float(s_best[1]), t_best, {"crop": crop, "scale": scale})
+
+    def box_thumbs(self, boxes: list[np.ndarray]) -> np.ndarray:
+        """Stretched area-averaged thumbnails of boxes (fractions) of the work copy."""
+        thumbs = np.stack([box_thumb(self.work, tuple(b)) for b in boxes])
+        return stretch_all(thumbs)[0]
+
+    def boxed(self, box_index: int) -> np.ndarray:
+        t = box_thumb(self.work, BOXES[box_index])
+        return stretch_all(t[None])[0][0]
+
+
+def _changes(transform: dict[str, Any], gain: float) -> list[str]:
+    words = []
+    scale = transform.get("scale")
+    if transform.get("crop") is not None:
+        words.append("cropped")
+    if scale is not None and abs(scale - 1.0) > 0.02:
+        words.append("resized")
+    if transform.get("mirrored"):
+        words.append("mirrored")
+    if gain > 1.05:
+        words.append("brighter")
+    elif gain < 0.95:
+        words.append("darker")
+    return words or ["re-encoded"]
+
+
+def verify(
+    batch: Batch,
+    found: list[Found],
+    refs: Contributors,
+    sample: np.ndarray,
+    rule: Rule,
+) -> list[Verdict | None]:
+    """The verdict of each test image of ``batch`` (None: nothing stands out). ``sample``:
+    contributor rows every test image is also compared with (held by ``refs``)."""
+    test_feats = features(batch.thumb)
+    pos_sample = refs.at(sample)
+    out: list[Verdict | None] = []
+    for i, f in enumerate(found):
+        out.append(_one(batch, i, f, refs, test_feats[i], sample, pos_sample, rule))
     return out
 
 
-BOXES: list[tuple[float, float, float, float]] = [
-    (x0, y0, x1, y1) for x0, x1 in _axis_choices() for y0, y1 in _axis_choices()
-]  # fractions of width and height; BOXES[0] is the whole image
-
-
-def _work_gray(pixels: np.ndarray, max_value: float) -> Image.Image:
-    """Luma in [0, 1] as a mode-F image, reduced to at most _WORK pixels a side."""
-    gray = gray_image(pixels, max_value)
-    scale = _WORK / max(gray.size)
-    if scale < 1:
-        size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
-        gray = gray.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
-    arr = np.asarray(gray, dtype=np.float32)
-    if gray.mode == "L":
-        arr = arr / np.float32(255)
-    return Image.fromarray(np.ascontiguousarray(arr))
-
-
-def query_hashes(pixels: np.ndarray, max_value: float) -> np.ndarray:
-    """pHashes of every box of BOXES, then of every box mirrored: (2 * len(BOXES),) uint64."""
-    gray = gray_image(pixels, max_value)
-    w, h = gray.size
-    thumbs = np.stack(
-        [thumbnail(gray, (x0 * w, y0 * h, x1 * w, y1 * h)) for x0, y0, x1, y1 in BOXES]
-    )
-    return np.concatenate([phash_of(thumbs), phash_of(thumbs, mirrored=True)])
-
-
-def variant(index: int) -> tuple[tuple[float, float, float, float], bool]:
-    """The box and mirror flag of query hash ``index``."""
-    return BOXES[index % len(BOXES)], index >= len(BOXES)
-
-
-def _z(values: np.ndarray, floor: float) -> np.ndarray | None:
-    """Flattened, zero mean, unit variance; None when the spread is below ``floor``. Written with
-    dot products: it runs for every box tried, on small arrays where NumPy's overhead dominates."""
-    v = values.ravel().astype(np.float64)
-    v = v - v.sum() / v.size
-    sd = float(np.sqrt(v @ v / v.size))
-    return None if sd < floor else v / sd
-
-
-def _standardized(arr: np.ndarray) -> np.ndarray | None:
-    return _z(arr, FLAT)
-
-
-def _edges(arr: np.ndarray) -> np.ndarray | None:
-    """Standardized horizontal and vertical differences: where the picture's edges are."""
-    if arr.shape[0] < 2 or arr.shape[1] < 2:
+def _one(
+    batch: Batch,
+    i: int,
+    f: Found,
+    refs: Contributors,
+    tf: np.ndarray,
+    sample: np.ndarray,
+    pos_sample: np.ndarray,
+    rule: Rule,
+) -> Verdict | None:
+    in_sample = ~np.isin(sample, f.rows)
+    rows = np.concatenate([f.rows, sample[in_sample]])
+    if not len(rows):
         return None
-    d = np.concatenate([(arr[1:] - arr[:-1]).ravel(), (arr[:, 1:] - arr[:, :-1]).ravel()])
-    return _z(d, 1e-6)
+    pos = np.concatenate([refs.at(f.rows), pos_sample[in_sample]])
+    cf = refs.features[pos]
+    plain = paired(np.broadcast_to(tf, cf.shape), cf)
+    flip = paired(np.broadcast_to(mirrored(tf[None])[0], cf.shape), cf)
+    use_flip = flip.sum(axis=0) > plain.sum(axis=0)
+    scores = np.where(use_flip[None], flip, plain)
+    hyps: dict[int, _Hypothesis] = {}
+    test = _Test(batch, i)
+    n = len(f.rows)
+    sizes = refs.size[pos[:n]]
+    other = (sizes[:, 0] != test.h) | (sizes[:, 1] != test.w)  # a copy of another size
 
+    def keep(j: int, hyp: _Hypothesis) -> None:
+        if hyp.low + hyp.band > scores[:, j].sum():
+            hyps[j] = hyp
+            scores[:, j] = (hyp.low, hyp.band)
 
-def _simple(gray: Image.Image) -> bool:
-    """Flat or two-tone: 90 % of the pixels within 4 of 64 luma levels (two tones, each blurred
-    into its neighbouring level by compression). Measured on the picture, not a thumbnail,
-    whose resampling would blend the two tones along every edge."""
-    arr = np.asarray(gray, dtype=np.float32)
-    levels = np.bincount(np.clip((arr * 64).astype(np.int64), 0, 63).ravel(), minlength=64)
-    return bool(np.sort(levels)[-4:].sum() >= 0.9 * arr.size)
-
-
-def _same_colour(a: np.ndarray, b: np.ndarray) -> bool:
-    """Mean colours equal up to one brightness factor (±25 %) and a little noise."""
-    ma = a.reshape(-1, a.shape[-1])[:, :3].mean(axis=0)
-    mb = b.reshape(-1, b.shape[-1])[:, :3].mean(axis=0)
-    factor = float(ma.sum() / mb.sum()) if mb.sum() > 0 else 1.0
-    if not 0.75 <= factor <= 1.34:
-        return False
-    return bool(np.abs(ma - factor * mb).max() <= 0.05 * max(1e-9, float(ma.max())) + 1e-3)
-
-
-def _similarity(
-    test: Image.Image, ref: Image.Image, box: tuple[float, float, float, float], mirrored: bool
-) -> tuple[float | None, np.ndarray | None]:
-    """Best correlation of ``ref`` with ``test`` cut near ``box``; None if either is flat."""
-    tw, th = test.size
-    x0, y0, x1, y1 = box[0] * tw, box[1] * th, box[2] * tw, box[3] * th
-    w = max(1, min(COMPARE, ref.width, round(x1 - x0)))
-    h = max(1, min(COMPARE, ref.height, round(y1 - y0)))
-    resample = _filter(max(ref.width, x1 - x0), w)  # one filter for both: same artefacts
-    ref_arr = np.asarray(ref.resize((w, h), resample), dtype=np.float32)
-    zr = _standardized(ref_arr)
-    if zr is None:
-        return None, None
-
-    gr = _edges(ref_arr)
-
-    def score(b: tuple[float, float, float, float]) -> float:
-        arr = np.asarray(test.resize((w, h), resample, box=b), dtype=np.float32)
-        if mirrored:
-            arr = arr[:, ::-1]
-        za = _standardized(arr)
-        if za is None:
-            return -1.0
-        plain = float(za @ zr) / za.size
-        if gr is None:
-            return plain
-        ga = _edges(arr)
-        edges = -1.0 if ga is None else float(ga @ gr) / ga.size
-        return min(plain, edges)
-
-    # Start from the matched box or the whole image, whichever agrees better (a hash can match
-    # a crop box by chance), then coordinate ascent on the four edges, each kept within 6 %.
-    whole = np.array([0.0, 0.0, tw, th])
-    start = np.array([x0, y0, x1, y1])
-    best = score((x0, y0, x1, y1))
-    if not np.allclose(start, whole):
-        s_whole = score((0.0, 0.0, float(tw), float(th)))
-        if s_whole > best:
-            best, start = s_whole, whole
-    limit = 0.06 * np.array([tw, th, tw, th])
-    current = start.copy()
-    if best < 0.3 or best > 0.995:  # unrelated, or already certain: no need to refine
-        return best, ref_arr
-    for step in (0.02, 0.01, 0.005):
-        delta = step * np.array([tw, th, tw, th])
-        if max(delta) < 0.25:  # finer than a quarter pixel of the test image: nothing to gain
-            break
-        improved = True
-        while improved:
-            improved = False
-            for edge in range(4):
-                for sign in (-1.0, 1.0):
-                    trial = current.copy()
-                    trial[edge] += sign * delta[edge]
-                    trial[:2] = np.maximum(trial[:2], 0)
-                    trial[2:] = np.minimum(trial[2:], [tw, th])
-                    if np.any(np.abs(trial - start) > limit + 1e-9):
-                        continue
-                    if trial[2] - trial[0] < 1 or trial[3] - trial[1] < 1:
-                        continue
-                    s = score((trial[0], trial[1], trial[2], trial[3]))
-                    if s > best + 1e-6:
-                        best, current, improved = s, trial, True
-    return best, ref_arr
-
-
-# Contributors are named by the manifest, which may have been tampered with: reading one must
-# not tell whether a file exists or why it cannot be read, and never leaves its recorded root.
-CONTRIBUTOR_UNREADABLE = "cannot be read now (moved, changed, unreadable or not an image)"
-
-
-@dataclass(frozen=True)
-class TrainRow:
-    """A contributor, by the root and relative name the sidecar stores."""
-
-    root: str
-    rel: str
-
-
-@dataclass(frozen=True)
-class Pair:
-    """A candidate to verify: the reference image (a contributor, or another test image) as
-    reports name it and where to read it, the pixel hash it must still have (None: not
-    checked), and the query variant that matched."""
-
-    ref: str
-    expected: bytes | None
-    variant: int
-    distance: int
-    where: TrainRow | ImageRef
-
-
-@dataclass(frozen=True)
-class Match:
-    """A verified candidate: ``score`` is None when it could not be verified (``problem``)."""
-
-    pair: Pair
-    score: float | None
-    problem: str = ""
-
-
-@dataclass(frozen=True)
-class VerifyTask:
-    """Test images with their candidates; contributors are read from ``train``, test images
-    from ``test``, in the manifest's mode."""
-
-    jobs: list[tuple[ImageRef, list[Pair]]]
-    test: Source
-    train: Source
-    mode_name: str
-    read: ReadOptions
-
-
-def verify_chunk(task: VerifyTask) -> list[list[Match]]:
-    """Verify each test image's candidates on the pixels; runs in the engine's workers."""
-    mode = get_mode(task.mode_name)
-    out: list[list[Match]] = []
-    tests = read_refs(task.test, [ref for ref, _ in task.jobs], mode, task.read)
-    for (_, pairs), dec in zip(task.jobs, tests, strict=True):
-        if isinstance(dec, Skipped):
-            out.append([Match(p, None, f"test image unreadable now: {dec.reason}") for p in pairs])
-            continue
-        test = _work_gray(dec.pixels, mode.max_value)
-        test_simple = _simple(test)
-        results = []
-        for pair in pairs:
-            where = pair.where
-            if isinstance(where, TrainRow):
-                if not stays_inside(where.rel):
-                    results.append(Match(pair, None, CONTRIBUTOR_UNREADABLE))
-                    continue
-                ref_dec = read_reference(task.train, where.root, where.rel, mode, task.read)
-                if isinstance(ref_dec, Skipped):  # the same words whatever the reason (below)
-                    results.append(Match(pair, None, CONTRIBUTOR_UNREADABLE))
-                    continue
+    # Crops: the box finds of another size, best box agreement first.
+    boxed = np.flatnonzero((f.box >= 0) & other)
+    if len(boxed):
+        boxes, which = np.unique(f.box[boxed], return_inverse=True)
+        box_feats = features(np.stack([test.boxed(int(b)) for b in boxes]))
+        s_box = paired(box_feats[which], cf[boxed])
+        for k in np.argsort(-s_box.sum(axis=0), kind="stable")[:CROP_CAP].tolist():
+            j = int(boxed[k])
+            if s_box[0, k] < PROMISING:
+                break
+            h, w = (int(v) for v in sizes[j])
+            box = BOXES[int(f.box[j])]
+            fits = w <= test.w and h <= test.h and w >= 0.75 * test.w and h >= 0.75 * test.h
+            if fits:
+                keep(j, test.window_hypothesis(cf[j], box, (w, h)))
             else:
-                ref_dec = next(read_refs(task.test, [where], mode, task.read))
-            if isinstance(ref_dec, Skipped):
-                results.append(Match(pair, None, f"cannot be read: {ref_dec.reason}"))
-                continue
-            if pair.expected is not None and pixel_hash(ref_dec.pixels, mode.name) != pair.expected:
-                results.append(Match(pair, None, "changed since the statistics were computed"))
-                continue
-            ref = _work_gray(ref_dec.pixels, mode.max_value)
-            box, mirrored = variant(pair.variant)
-            score, ref_arr = _similarity(test, ref, box, mirrored)
-            if score is None or ref_arr is None:
-                results.append(Match(pair, None, "flat"))
-                continue
-            if (test_simple or _simple(ref)) and not _same_colour(
-                dec.pixels.astype(np.float32), ref_dec.pixels.astype(np.float32)
-            ):
-                score = min(score, 0.0)
-            results.append(Match(pair, score))
-        out.append(results)
-    return out
+                keep(j, test.box_hypothesis(cf[j], box, (w, h)))
+    # Resized copies: the promising finds of another size.
+    resizable = np.flatnonzero(other & (scores[0, :n] >= PROMISING))
+    for j in resizable[np.argsort(-scores[0, resizable], kind="stable")][:RESIZE_CAP].tolist():
+        h, w = (int(v) for v in sizes[j])
+        keep(j, test.resize_hypothesis(cf[j], (w, h)))
+
+    def twins_of(b: int) -> np.ndarray:
+        same = np.all(refs.pixel_hash[pos] == refs.pixel_hash[pos[b]], axis=1)
+        mutual = agreement(cf[b][None], cf)[:, 0, :]  # (2, m)
+        return same | np.all(mutual >= scores[:, b : b + 1], axis=0)
+
+    def thumb_for(b: int) -> np.ndarray:
+        if b in hyps:
+            return hyps[b].thumb
+        return test.thumb[:, ::-1] if use_flip[b] else test.thumb
+
+    def agree(b: int) -> float:
+        return blurred_score(thumb_for(b), refs.thumb[pos[b]])
+
+    def colour_ok(b: int) -> bool:
+        return colour_agrees(batch.colour[i], refs.colour[pos[b]])
+
+    d: Decision | None = decide(scores, twins_of, agree, colour_ok, rule)
+    if d is None or d.tier is None:
+        return None
+    b = d.best
+    transform: dict[str, Any] = {"mirrored": bool(use_flip[b]), "crop": None, "scale": None}
+    if b in hyps:
+        transform.update(hyps[b].transform)
+    h, w = (int(v) for v in refs.size[pos[b]])
+    if transform["scale"] is None and (w, h) != (test.w, test.h):
+        transform["scale"] = w / test.w
+    lum_t, lum_c = float(batch.colour[i].sum()), float(refs.colour[pos[b]].sum())
+    gain = lum_c / lum_t if lum_t > 1e-6 else 1.0
+    transform["gain"] = round(gain, 4)
+    transform["changes"] = _changes(transform, gain)
+    if b < n:
+        distance = int(f.distance[b]) if f.distance[b] >= 0 else int(f.box_distance[b])
+    else:
+        distance = None
+    return Verdict(
+        d.tier,
+        int(rows[b]),
+        agree(b),
+        d.distinct,
+        float(scores[0, b]),
+        float(scores[1, b]),
+        d.neighbour,
+        distance,
+        transform,
+    )
+

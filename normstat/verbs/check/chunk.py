@@ -1,0 +1,173 @@
+"""One task of check, run in a worker: a chunk of test images read in the manifest's mode,
+fingerprinted, searched in the contributors' index and verified against their references,
+in one pass (each test image is decoded once)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from normstat.fileops import stays_inside
+from normstat.fingerprints import gray_image, pixel_hash, thumbnail
+from normstat.fingerprints.reference import reference_of
+from normstat.modes import Mode, get_mode
+from normstat.options import ReadOptions
+from normstat.readers import Skipped
+from normstat.sources import Source
+from normstat.verbs.common import ImageRef, read_reference, read_refs
+
+from .candidates import Found, search
+from .decide import Rule
+from .queries import Prepared, prepare, prints
+from .store import Columns, StoreSpec
+from .verify import Contributors, Verdict, verify
+
+__all__ = ["CONTRIBUTOR_UNREADABLE", "ChunkTask", "Outcome", "check_chunk"]
+
+LEGACY_CAP = 16  # candidates per test image read from their files (manifests before 0.3)
+
+# Contributors are named by the manifest, which may have been tampered with: reading one must
+# not tell whether a file exists or why it cannot be read, and never leaves its recorded root.
+CONTRIBUTOR_UNREADABLE = "cannot be read now (moved, changed, unreadable or not an image)"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A test image checked: its pixel hash (exact copies are joined in the driver), whole-image
+    pHash and stored-style thumbnail (for duplicates inside the test split), its verdict, and
+    what could not be verified (warnings)."""
+
+    pixel_hash: bytes
+    phash: int
+    thumb: bytes
+    verdict: Verdict | None
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Test images to check; ``store`` None: the manifest has no perceptual hashes (exact
+    copies only); ``train``: the contributors' source, for manifests without references."""
+
+    source: Source
+    refs: list[ImageRef]
+    mode_name: str
+    read: ReadOptions
+    store: StoreSpec | None
+    rule: Rule
+    train: Source | None = None
+
+
+def check_chunk(task: ChunkTask) -> list[Outcome | Skipped]:
+    mode = get_mode(task.mode_name)
+    out: list[Outcome | Skipped | None] = [None] * len(task.refs)
+    prepared: list[Prepared] = []
+    slots: list[int] = []
+    for k, dec in enumerate(read_refs(task.source, task.refs, mode, task.read)):
+        if isinstance(dec, Skipped):
+            out[k] = dec
+        else:  # what check keeps of an image; its pixels go now
+            prepared.append(prepare(dec.pixels, mode, dec.image))
+            slots.append(k)
+    if prepared:
+        batch = prints(prepared)
+        verdicts: list[Verdict | None] = [None] * len(batch)
+        problems: list[tuple[str, ...]] = [()] * len(batch)
+        if task.store is not None:
+            cols = Columns.of(task.store)
+            found = search(cols.index, batch.phash, batch.box_hashes)
+            sample = np.asarray(task.store.sample, dtype=np.int64)
+            if task.store.legacy:
+                assert task.train is not None
+                refs, found, problems = _from_files(task, cols, found, mode)
+                sample = sample[:0]
+            else:
+                refs = _stored(cols, found, sample)
+            verdicts = verify(batch, found, refs, sample, task.rule)
+        for j, k in enumerate(slots):
+            thumb = batch.thumb[j].tobytes()
+            out[k] = Outcome(
+                batch.pixel_hash[j], int(batch.phash[j, 0]), thumb, verdicts[j], problems[j]
+            )
+    return [o for o in out if o is not None]
+
+
+def _stored(cols: Columns, found: list[Found], sample: np.ndarray) -> Contributors:
+    """The chunk's candidates (and the sample) from the stored references."""
+    rows = np.unique(np.concatenate([f.rows for f in found] + [sample]).astype(np.int64))
+    return Contributors(
+        np.asarray(cols.thumb[rows]),
+        np.asarray(cols.colour[rows]),
+        np.stack([np.asarray(cols.height[rows]), np.asarray(cols.width[rows])], axis=1),
+        np.asarray(cols.pixel_hash[rows]),
+        rows,
+    )
+
+
+def _from_files(
+    task: ChunkTask, cols: Columns, found: list[Found], mode: Mode
+) -> tuple[Contributors, list[Found], list[tuple[str, ...]]]:
+    """Manifests without stored references: each test image's nearest LEGACY_CAP candidates
+    read from their files and made into references as compute would have made them. A file
+    that is gone, unreadable or changed (its pixel hash) is a warning, never a leak."""
+    assert task.train is not None and cols.paths is not None
+    kept = [_capped(f) for f in found]
+    rows = np.unique(np.concatenate([f.rows for f in kept]).astype(np.int64))
+    thumbs, colours, sizes, hashes, ok, why = [], [], [], [], [], {}
+    for row in rows.tolist():
+        root = task.store.roots[int(cols.root[row])] if task.store else ""
+        rel = cols.paths[row]
+        dec = None if not stays_inside(rel) else read_reference(task.train, root, rel, mode, task.read)
+        expected = bytes(np.asarray(cols.pixel_hash[row]))
+        if dec is None or isinstance(dec, Skipped):
+            why[row] = CONTRIBUTOR_UNREADABLE
+        elif pixel_hash(dec.pixels, mode.name) != expected:
+            why[row] = "changed since the statistics were computed"
+        else:
+            ref = reference_of(
+                thumbnail(gray_image(dec.pixels, mode.max_value, dec.image)),
+                dec.pixels,
+                mode.max_value,
+            )
+            thumbs.append(np.frombuffer(ref.thumb, np.uint8).reshape(32, 32))
+            colours.append(ref.colour)
+            sizes.append(dec.pixels.shape[:2])
+            hashes.append(np.frombuffer(expected, np.uint8))
+            ok.append(row)
+    good = np.array(ok, dtype=np.int64)
+    refs = Contributors(
+        np.stack(thumbs) if thumbs else np.zeros((0, 32, 32), np.uint8),
+        np.array(colours, np.float32).reshape(-1, 3),
+        np.array(sizes, np.int64).reshape(-1, 2),
+        np.stack(hashes) if hashes else np.zeros((0, 16), np.uint8),
+        good,
+    )
+    problems = []
+    out = []
+    for f in kept:
+        keep = np.isin(f.rows, good)
+        problems.append(
+            tuple(
+                f"cannot verify candidate {_name(task, cols, int(r))}: {why[int(r)]}"
+                for r in f.rows[~keep]
+            )
+        )
+        out.append(Found(*(a[keep] for a in (f.rows, f.distance, f.mirrored, f.box, f.box_distance))))
+    return refs, out, problems
+
+
+def _name(task: ChunkTask, cols: Columns, row: int) -> str:
+    """A contributor as reports name it: its root joined with its relative path."""
+    assert task.store is not None and cols.paths is not None
+    return os.path.join(task.store.roots[int(cols.root[row])], *cols.paths[row].split("/"))
+
+
+def _capped(f: Found) -> Found:
+    """The LEGACY_CAP nearest whole-image finds and every box find."""
+    keep = np.zeros(len(f.rows), dtype=bool)
+    whole = np.flatnonzero(f.distance >= 0)[:LEGACY_CAP]
+    keep[whole] = True
+    keep |= f.box >= 0
+    return Found(*(a[keep] for a in (f.rows, f.distance, f.mirrored, f.box, f.box_distance)))
