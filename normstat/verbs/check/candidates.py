@@ -3,7 +3,8 @@ its whole-image hash (or its mirror image's), and those near one of its crop box
 
 Bounded work: a test image keeps its ``CAP`` nearest contributors by whole-image hash
 (nearest first, ties by row) and its ``CAP_BOX`` nearest by crop-box hash, however crowded the
-hash space is (verification then ranks the box finds by how well the box agrees). The index
+hash space is; box finds of the test image's own size are dropped first (a crop has another
+size; in a dataset of one size those finds are the crowd of look-alikes). The index
 search reads every key within one bit of each query's substrings (whole-image hashes, and box
 hashes while the index is at most ``WIDE_BOX_ROWS`` rows; beyond that, box hashes read their own
 keys only, so that a 48-box search of a million-row index stays bounded: crops are then found
@@ -21,9 +22,9 @@ from .hamming import HammingIndex
 __all__ = ["CAP", "CAP_BOX", "RADIUS", "RADIUS_BOX", "Found", "search"]
 
 RADIUS = 12  # whole-image hashes: pHash bits a candidate may differ by
-RADIUS_BOX = 10  # crop-box hashes
+RADIUS_BOX = 12  # crop-box hashes
 CAP = 48  # whole-image candidates kept per test image
-CAP_BOX = 128  # crop-box candidates kept per test image
+CAP_BOX = 64  # crop-box candidates kept per test image
 WIDE_BOX_ROWS = 1 << 18
 
 
@@ -60,16 +61,29 @@ def _nearest(
     return test[keep], row[keep], dist[keep], extra[keep]
 
 
-def search(index: HammingIndex, phash: np.ndarray, boxes: np.ndarray) -> list[Found]:
-    """Candidates of each test image, from its whole-image hashes ``phash`` (n, 2: the image,
-    its mirror image) and box hashes ``boxes`` (n, 48)."""
-    n = len(phash)
+def search(
+    index: HammingIndex,
+    phash: np.ndarray,
+    boxes: np.ndarray,
+    size: np.ndarray,
+    heights: np.ndarray,
+    widths: np.ndarray,
+) -> list[Found]:
+    """Candidates of each test image, from its whole-image hashes ``phash`` (n, k: the image,
+    its mirror image, then the image resized, see queries.py) and box hashes ``boxes`` (n,
+    48); ``size`` (n, 2) the test images'
+    height and width, ``heights`` and ``widths`` the contributors'."""
+    n, nq = phash.shape
     qi, row, dist = index.search(phash.ravel(), RADIUS, probe=1)
-    whole = _nearest(qi // 2, row, dist, qi % 2, CAP)
+    whole = _nearest(qi // nq, row, dist, qi % nq, CAP)
     probe = 1 if len(index) <= WIDE_BOX_ROWS else 0
     qi, row, dist = index.search(boxes.ravel(), RADIUS_BOX, probe=probe)
     nb = boxes.shape[1]
-    boxed = _nearest(qi // nb, row, dist, qi % nb, CAP_BOX)
+    # A crop has another size than the test image: the others (a crowd of look-alikes, in a
+    # dataset of one image size) are no crop candidates.
+    test = qi // nb
+    other = (heights[row] != size[test, 0]) | (widths[row] != size[test, 1])
+    boxed = _nearest(test[other], row[other], dist[other], (qi % nb)[other], CAP_BOX)
     out = []
     w_start = np.searchsorted(whole[0], np.arange(n + 1))
     b_start = np.searchsorted(boxed[0], np.arange(n + 1))

@@ -77,7 +77,9 @@ def check_chunk(task: ChunkTask) -> list[Outcome | Skipped]:
         problems: list[tuple[str, ...]] = [()] * len(batch)
         if task.store is not None:
             cols = Columns.of(task.store)
-            found = search(cols.index, batch.phash, batch.box_hashes)
+            found = search(
+                cols.index, batch.phash, batch.box_hashes, batch.size, cols.height, cols.width
+            )
             sample = np.asarray(task.store.sample, dtype=np.int64)
             if task.store.legacy:
                 assert task.train is not None

@@ -2,7 +2,9 @@
 compute would have stored for it, see fingerprints.reference) and the perceptual hashes that
 look for it among the contributors.
 
-Hashes: the whole image, its mirror image, and 48 crop boxes. A contributor may be a crop of the
+Hashes: the whole image, its mirror image, and 48 crop boxes; an image smaller than ``SMALL``
+a side also at twice and half its size (the thumbnail of a 14×14 copy of a 28×28 digit is
+blurrier than the digit's own, and its hash farther than a re-encoding's). A contributor may be a crop of the
 test image by up to 10 % per side, so the test image is also hashed cropped to 95 % and 90 % of
 each side at the start, centre and end (7 choices per axis, 49 boxes with the whole): one of them
 lies within 2.5 % of any such crop, near enough for the hash to agree. Box thumbnails are area
@@ -46,6 +48,7 @@ BOXES: list[tuple[float, float, float, float]] = [
 
 
 HYPOTHESES = 512  # largest side of the luma copy verification cuts and resizes
+SMALL = 64  # images smaller than this a side are also hashed at 2× and 0.5×
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Prepared:
     gray: Image.Image
     factor: int
     work: np.ndarray
+    scaled: np.ndarray  # (2, 32, 32): thumbnails of the image at 2× and 0.5× (small images)
 
 
 @dataclass
@@ -75,7 +79,7 @@ class Batch:
     thumb: np.ndarray
     lo_hi: np.ndarray  # (n, 2) float32
     colour: np.ndarray  # (n, 3) float32
-    phash: np.ndarray  # (n, 2) uint64
+    phash: np.ndarray  # (n, 4) uint64: the image, its mirror image, at 2× and at 0.5×
     box_hashes: np.ndarray  # (n, 48) uint64
     prepared: list[Prepared]
 
@@ -166,6 +170,12 @@ def prepare(pixels: np.ndarray, mode: Mode, image: Image.Image | None = None) ->
     if gray.mode == "L":
         thumb = thumb / np.float32(255)
     factor = max(1, -(-max(gray.size) // HYPOTHESES))
+    scaled = np.stack([thumb, thumb])
+    if max(gray.size) < SMALL:  # a thumbnail of a resized copy differs from the image's
+        for k, scale in enumerate((2.0, 0.5)):
+            size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
+            t = thumbnail(gray.resize(size, Image.Resampling.BILINEAR))
+            scaled[k] = t / np.float32(255) if gray.mode == "L" else t
     return Prepared(
         pixel_hash(pixels, mode.name),
         (int(pixels.shape[0]), int(pixels.shape[1])),
@@ -174,6 +184,7 @@ def prepare(pixels: np.ndarray, mode: Mode, image: Image.Image | None = None) ->
         gray.reduce(factor) if factor > 1 else gray,
         factor,
         work_gray(gray),
+        scaled,
     )
 
 
@@ -188,7 +199,10 @@ def prints(prepared: list[Prepared]) -> Batch:
         groups.setdefault(p.work.shape, []).append(i)
     for members in groups.values():
         boxes[members] = box_hashes(np.stack([prepared[i].work for i in members]))
-    phashes = np.stack([phash_of(thumbs), phash_of(thumbs, mirrored=True)], axis=1)
+    scaled = np.stack([p.scaled for p in prepared])
+    phashes = np.stack(
+        [phash_of(thumbs), phash_of(thumbs, mirrored=True), *phash_of(scaled).T], axis=1
+    )
     return Batch(
         [p.pixel_hash for p in prepared],
         np.array([p.size for p in prepared], dtype=np.int64).reshape(-1, 2),

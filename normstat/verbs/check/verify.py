@@ -152,37 +152,40 @@ class _Test:
         transform = {"mirrored": flip, "scale": size[0] / self.w, "filter": list(_FILTERS)[k]}
         return _Hypothesis(float(s[0]), float(s[1]), thumb, transform)
 
-    def window_hypothesis(self, target: np.ndarray, box: Box, size: tuple[int, int]) -> _Hypothesis:
-        """A window of exactly ``size`` (w, h) pixels, searched near ``box`` (a crop)."""
+    def window_hypothesis(self, target: np.ndarray, size: tuple[int, int]) -> _Hypothesis:
+        """A window of exactly ``size`` (w, h) pixels anywhere in the image (a crop, which kept
+        its pixels): every position when there are at most WINDOWS, else a grid of them, then
+        a finer search around the best."""
         cw, ch = size
-        seen: dict[tuple[int, int], tuple[float, float, float, np.ndarray]] = {}
+        xs, ys = self.w - cw, self.h - ch  # the largest offsets
+        seen: dict[tuple[int, int], tuple[float, np.ndarray, np.ndarray]] = {}
 
-        def at(x: int, y: int) -> float:
-            x, y = min(max(x, 0), self.w - cw), min(max(y, 0), self.h - ch)
-            if (x, y) not in seen:
-                thumb = _stretched(self.cut((x, y, x + cw, y + ch)))
-                s = agreement(features(thumb[None]), target[None])[:, 0, 0]
-                seen[(x, y)] = (float(s.sum()), float(s[0]), float(s[1]), thumb)
-            return seen[(x, y)][0]
+        def score(points: list[tuple[int, int]]) -> None:
+            new = [p for p in dict.fromkeys(points) if p not in seen]
+            if not new:
+                return
+            thumbs = np.stack([_stretched(self.cut((x, y, x + cw, y + ch))) for x, y in new])
+            s = agreement(features(thumbs), target[None])[:, :, 0]
+            for k, p in enumerate(new):
+                seen[p] = (float(s[:, k].sum()), s[:, k], thumbs[k])
 
-        x, y = round(box[0] * self.w), round(box[1] * self.h)
-        x, y = min(max(x, 0), self.w - cw), min(max(y, 0), self.h - ch)
-        step = max(1, round(0.02 * max(self.w, self.h)))
-        best = at(x, y)
-        while True:
-            moved = False
-            for dx, dy in ((step, 0), (-step, 0), (0, step), (0, -step)):
-                nx, ny = min(max(x + dx, 0), self.w - cw), min(max(y + dy, 0), self.h - ch)
-                s = at(nx, ny)
-                if s > best + 1e-9:
-                    best, x, y, moved = s, nx, ny, True
-            if not moved:
-                if step == 1:
-                    break
-                step = max(1, step // 2)
-        _, low, band, thumb = seen[(x, y)]
+        def grid(step: int, cx: int, cy: int, reach: int) -> list[tuple[int, int]]:
+            return [
+                (min(max(x, 0), xs), min(max(y, 0), ys))
+                for x in range(cx - reach, cx + reach + 1, step)
+                for y in range(cy - reach, cy + reach + 1, step)
+            ]
+
+        step = max(1, -(-max(xs, ys) // 7))
+        score(grid(step, xs // 2, ys // 2, step * 4))
+        while step > 1:
+            x, y = max(seen, key=lambda p: seen[p][0])
+            step = max(1, step // 2)
+            score(grid(step, x, y, step * 2))
+        x, y = max(seen, key=lambda p: seen[p][0])
+        _, s_best, thumb = seen[(x, y)]
         crop = [x / self.w, y / self.h, (x + cw) / self.w, (y + ch) / self.h]
-        return _Hypothesis(low, band, thumb, {"crop": crop, "scale": 1.0})
+        return _Hypothesis(float(s_best[0]), float(s_best[1]), thumb, {"crop": crop, "scale": 1.0})
 
     def box_hypothesis(self, target: np.ndarray, box: Box, size: tuple[int, int]) -> _Hypothesis:
         """A box whose edges move by up to 6 % (a crop, resized): coordinate ascent, the eight
@@ -302,7 +305,7 @@ def _one(
             box = BOXES[int(f.box[j])]
             fits = w <= test.w and h <= test.h and w >= 0.75 * test.w and h >= 0.75 * test.h
             if fits:
-                keep(j, test.window_hypothesis(cf[j], box, (w, h)))
+                keep(j, test.window_hypothesis(cf[j], (w, h)))
             else:
                 keep(j, test.box_hypothesis(cf[j], box, (w, h)))
     # Resized copies: the promising finds of another size.
