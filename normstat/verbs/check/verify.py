@@ -38,6 +38,7 @@ __all__ = ["PROMISING", "Contributors", "Verdict", "verify"]
 PROMISING = 0.8  # LOW agreement a candidate needs before hypotheses are tried on it
 RESIZE_CAP = 4
 CROP_CAP = 2
+CROP_AGREEMENT = (0.99, 0.95)  # LOW and BAND agreement a searched crop needs
 _FILTERS = {
     "box": Image.Resampling.BOX,
     "bilinear": Image.Resampling.BILINEAR,
@@ -188,33 +189,60 @@ class _Test:
         return _Hypothesis(float(s_best[0]), float(s_best[1]), thumb, {"crop": crop, "scale": 1.0})
 
     def box_hypothesis(self, target: np.ndarray, box: Box, size: tuple[int, int]) -> _Hypothesis:
-        """A box whose edges move by up to 6 % (a crop, resized): coordinate ascent, the eight
-        moves of each round scored together on area-averaged box thumbnails."""
-        start = np.array(box, dtype=np.float64)
-        current = start.copy()
-        t0 = self.box_thumbs([current])
+        """A box of the contributor's aspect ratio (a crop, resized alike in both directions),
+        moved and scaled from ``box`` by coordinate ascent, the six moves of each round scored
+        together on area-averaged box thumbnails. Holding the aspect ratio keeps the search
+        from fitting a look-alike: free edges would align any two-tone image's border."""
+        cw, ch = size
+        ratio = (cw / ch) * (self.h / self.w)  # box width ÷ height, in fractions
+
+        def box_of(p: np.ndarray) -> np.ndarray | None:
+            cx, cy, bw = p
+            bh = bw / ratio
+            b = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
+            if bw < 0.7 or bh < 0.7 or b.min() < -1e-9 or b.max() > 1 + 1e-9:
+                return None
+            return np.clip(b, 0.0, 1.0)
+
+        width = min(box[2] - box[0], (box[3] - box[1]) * ratio, 1.0)
+        start = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, width])
+        for _ in range(8):  # pull the centre in until the box fits
+            if box_of(start) is not None:
+                break
+            half = start[2] / 2, start[2] / ratio / 2
+            start[0] = min(max(start[0], half[0]), 1 - half[0])
+            start[1] = min(max(start[1], half[1]), 1 - half[1])
+            if box_of(start) is None:
+                start[2] *= 0.97
+        first = box_of(start)
+        if first is None:
+            return _Hypothesis(-1.0, -1.0, self.thumb, {})
+        current, b_best = start, first
+        t0 = self.box_thumbs([first])
         s0 = agreement(features(t0), target[None])[:, 0, 0]
         best, s_best, t_best = float(s0.sum()), s0, t0[0]
         for step in (0.02, 0.01, 0.005):
             while True:
-                trials = []
-                for edge in range(4):
+                trials, boxes = [], []
+                for axis in range(3):
                     for sign in (-1.0, 1.0):
                         trial = current.copy()
-                        trial[edge] = np.clip(trial[edge] + sign * step, 0.0, 1.0)
-                        inside = abs(trial[edge] - start[edge]) <= 0.06 + 1e-9
-                        if inside and trial[2] - trial[0] >= 0.5 and trial[3] - trial[1] >= 0.5:
+                        trial[axis] += sign * step
+                        b = box_of(trial)
+                        if b is not None and np.abs(b - first).max() <= 0.08:
                             trials.append(trial)
+                            boxes.append(b)
                 if not trials:
                     break
-                thumbs = self.box_thumbs(trials)
+                thumbs = self.box_thumbs(boxes)
                 s = agreement(features(thumbs), target[None])[:, :, 0]
                 k = int(np.argmax(s.sum(axis=0)))
                 if s[:, k].sum() <= best + 1e-9:
                     break
-                best, s_best, t_best, current = float(s[:, k].sum()), s[:, k], thumbs[k], trials[k]
-        crop = [round(float(v), 4) for v in current]
-        scale = size[0] / max(1e-9, (current[2] - current[0]) * self.w)
+                best, s_best, t_best = float(s[:, k].sum()), s[:, k], thumbs[k]
+                current, b_best = trials[k], boxes[k]
+        crop = [round(float(v), 4) for v in b_best]
+        scale = cw / max(1e-9, (b_best[2] - b_best[0]) * self.w)
         return _Hypothesis(float(s_best[0]), float(s_best[1]), t_best, {"crop": crop, "scale": scale})
 
     def box_thumbs(self, boxes: list[np.ndarray]) -> np.ndarray:
@@ -286,7 +314,12 @@ def _one(
     sizes = refs.size[pos[:n]]
     other = (sizes[:, 0] != test.h) | (sizes[:, 1] != test.w)  # a copy of another size
 
-    def keep(j: int, hyp: _Hypothesis) -> None:
+    def keep(j: int, hyp: _Hypothesis, searched: bool = False) -> None:
+        """A hypothesis replaces the whole-image comparison when it agrees better; a searched
+        box (a crop) only when it agrees as a crop of a copy does (CROP_AGREEMENT): a box
+        fitted to a look-alike scores above the look-alikes around it, which were not."""
+        if searched and (hyp.low < CROP_AGREEMENT[0] or hyp.band < CROP_AGREEMENT[1]):
+            return
         if hyp.low + hyp.band > scores[:, j].sum():
             hyps[j] = hyp
             scores[:, j] = (hyp.low, hyp.band)
@@ -305,9 +338,9 @@ def _one(
             box = BOXES[int(f.box[j])]
             fits = w <= test.w and h <= test.h and w >= 0.75 * test.w and h >= 0.75 * test.h
             if fits:
-                keep(j, test.window_hypothesis(cf[j], (w, h)))
+                keep(j, test.window_hypothesis(cf[j], (w, h)), searched=True)
             else:
-                keep(j, test.box_hypothesis(cf[j], box, (w, h)))
+                keep(j, test.box_hypothesis(cf[j], box, (w, h)), searched=True)
     # Resized copies: the promising finds of another size.
     resizable = np.flatnonzero(other & (scores[0, :n] >= PROMISING))
     for j in resizable[np.argsort(-scores[0, resizable], kind="stable")][:RESIZE_CAP].tolist():
