@@ -10,6 +10,8 @@ from typing import Any
 
 from .manifest import Stats
 from .options import (
+    DEFAULT_LOOK_ALIKE,
+    DEFAULT_MARGIN,
     DEFAULT_MAX_PIXELS,
     DEFAULT_THRESHOLD,
     ApplyOptions,
@@ -30,6 +32,8 @@ from .verbs.common import Progress
 from .verbs.compute.partials import Partials
 
 __all__ = [
+    "DEFAULT_LOOK_ALIKE",
+    "DEFAULT_MARGIN",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_THRESHOLD",
     "IMAGENET",
@@ -39,7 +43,9 @@ __all__ = [
     "apply",
     "check",
     "compute",
+    "is_leak_page",
     "merge",
+    "write_leak_page",
 ]
 
 Sources = str | os.PathLike[str] | Source | Sequence[str | os.PathLike[str] | Source]
@@ -190,17 +196,49 @@ def check(
     *,
     workers: int | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    margin: float = DEFAULT_MARGIN,
+    look_alike: float = DEFAULT_LOOK_ALIKE,
+    fail_on: str = "leak",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     storage_options: Mapping[str, Any] | None = None,
     column: str | None = None,
     progress: Progress | None = None,
 ) -> LeakReport:
     """Find test images that were among the statistics' contributors: exact copies (same decoded
-    pixels) and near-duplicates whose pixel correlation with a contributor reaches ``threshold``."""
-    opts = CheckOptions(threshold, max_pixels)
+    pixels) and near-duplicates, verified against what the manifest stores (no train file is
+    read, unless the manifest predates 0.3).
+
+    A near-duplicate must stand out from the test image's neighbourhood: be ``margin`` times
+    closer to it than the nearest other contributor, and agree to ``threshold`` (the
+    correlation of the blurred luma thumbnails). Matches that stand out by ``look_alike`` only
+    are listed in ``LeakReport.look_alikes`` for review; ``fail_on="look-alike"`` makes them
+    fail the gate too (``LeakReport.clean``)."""
+    opts = CheckOptions(threshold, max_pixels, margin, look_alike, fail_on)
     source = resolve(test_srcs, storage_options, column)
     loaded = stats if isinstance(stats, Stats) else Stats.load(os.fspath(stats))
     return check_verb.check(source, loaded, opts, workers, progress, storage_options)
+
+
+def write_leak_page(
+    report: LeakReport,
+    path: str | os.PathLike[str],
+    test_srcs: Sources,
+    stats: Stats | str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    column: str | None = None,
+) -> None:
+    """Write ``report`` as an HTML page (atomically): each reported pair side by side (the test
+    image, and the contributor as the manifest stores it), its kind, score, distinctness and
+    the transformation found."""
+    source = resolve(test_srcs, storage_options, column)
+    loaded = stats if isinstance(stats, Stats) else Stats.load(os.fspath(stats))
+    check_verb.write_page(report, os.fspath(path), source, loaded)
+
+
+def is_leak_page(head: bytes) -> bool:
+    """Whether a file's first bytes are those of a page ``write_leak_page`` wrote."""
+    return check_verb.is_page(head)
 
 
 def merge(manifests: Sequence[Stats | str | os.PathLike[str]]) -> Stats:

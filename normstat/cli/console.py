@@ -202,16 +202,20 @@ def _short(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def leak_table(report: LeakReport) -> Table:
-    table = Table(title=f"{len(report.leaked)} leaked test images", title_justify="left")
+def leak_table(report: LeakReport, look_alikes: bool = False) -> Table:
+    """The leaks (or, with ``look_alikes``, the look-alikes listed for review) as a table."""
+    rows = report.look_alikes if look_alikes else report.leaked
+    title = f"{len(rows)} look-alikes (for review)" if look_alikes else f"{len(rows)} leaked"
+    table = Table(title=f"{title} test images", title_justify="left")
     table.add_column("test image", overflow="fold")
     table.add_column("train image", overflow="fold")
     table.add_column("kind")
     table.add_column("score", justify="right")
-    table.add_column("bits", justify="right")
-    for leak in report.leaked:
-        kind = f"{leak.kind}, mirrored" if leak.mirrored else leak.kind
-        bits = "" if leak.distance is None else str(leak.distance)
+    table.add_column("distinct", justify="right")
+    for leak in rows:
+        changes = (leak.transform or {}).get("changes") or []
+        kind = ", ".join([leak.kind, *changes]) if leak.kind != "exact" else leak.kind
+        distinct = "" if leak.distinct is None else f"{leak.distinct:.1f}"
         test, train = printable(_short(leak.test)), printable(_short(leak.train))
-        table.add_row(test, train, kind, f"{leak.score:.3f}", bits)
+        table.add_row(test, train, kind, f"{leak.score:.3f}", distinct)
     return table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .leakage import Leak, LeakReport
+from .page import is_page, write_page
 from .run import check
 
-__all__ = ["Leak", "LeakReport", "check"]
+__all__ = ["Leak", "LeakReport", "check", "is_page", "write_page"]

@@ -5,6 +5,7 @@ in one pass (each test image is decoded once)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ from normstat.verbs.common import ImageRef, read_reference, read_refs
 
 from .candidates import Found, search
 from .decide import Rule
+from .features import DIMS, features
 from .queries import Prepared, prepare, prints
 from .store import Columns, StoreSpec
 from .verify import Contributors, Verdict, verify
@@ -27,6 +29,7 @@ from .verify import Contributors, Verdict, verify
 __all__ = ["CONTRIBUTOR_UNREADABLE", "ChunkTask", "Outcome", "check_chunk"]
 
 LEGACY_CAP = 16  # candidates per test image read from their files (manifests before 0.3)
+CACHED = 1 << 15  # contributors' features a worker keeps between chunks (100 MB)
 
 # Contributors are named by the manifest, which may have been tampered with: reading one must
 # not tell whether a file exists or why it cannot be read, and never leaves its recorded root.
@@ -78,7 +81,13 @@ def check_chunk(task: ChunkTask) -> list[Outcome | Skipped]:
         if task.store is not None:
             cols = Columns.of(task.store)
             found = search(
-                cols.index, batch.phash, batch.box_hashes, batch.size, cols.height, cols.width
+                cols.index,
+                batch.phash,
+                batch.box_hashes,
+                batch.size,
+                cols.height,
+                cols.width,
+                cols.crop,
             )
             sample = np.asarray(task.store.sample, dtype=np.int64)
             if task.store.legacy:
@@ -96,15 +105,58 @@ def check_chunk(task: ChunkTask) -> list[Outcome | Skipped]:
     return [o for o in out if o is not None]
 
 
+class FeatureCache:
+    """Contributors' features computed in this worker, kept for the next chunks (a crowded
+    dataset's test images share many candidates): up to ``CACHED`` rows, the oldest replaced."""
+
+    def __init__(self, rows: int) -> None:
+        self.slot = np.full(rows, -1, dtype=np.int64)
+        self.row = np.full(CACHED, -1, dtype=np.int64)
+        self.feats = np.zeros((CACHED, DIMS), dtype=np.float32)
+        self.next = 0
+
+    def get(self, rows: np.ndarray, thumbs: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Features of sorted unique ``rows`` (``thumbs(rows)`` gives thumbnails for those
+        not held)."""
+        out = np.empty((len(rows), DIMS), dtype=np.float32)
+        slots = self.slot[rows]
+        held = slots >= 0
+        out[held] = self.feats[slots[held]]
+        missing = rows[~held]
+        if len(missing):
+            got = features(thumbs(missing))
+            out[~held] = got
+            for start in range(0, len(missing), CACHED):  # keep the last CACHED of them
+                block = missing[start : start + CACHED]
+                at = (self.next + np.arange(len(block))) % CACHED
+                old = self.row[at]
+                self.slot[old[old >= 0]] = -1
+                self.slot[block] = at
+                self.row[at] = block
+                self.feats[at] = got[start : start + len(block)]
+                self.next = int((self.next + len(block)) % CACHED)
+        return out
+
+
+_caches: dict[str, FeatureCache] = {}
+
+
 def _stored(cols: Columns, found: list[Found], sample: np.ndarray) -> Contributors:
-    """The chunk's candidates (and the sample) from the stored references."""
+    """The chunk's candidates (and the sample) from the stored references, their features
+    from this worker's cache where it holds them."""
     rows = np.unique(np.concatenate([f.rows for f in found] + [sample]).astype(np.int64))
+    cache = _caches.get(cols.spec.folder)
+    if cache is None:
+        _caches.clear()
+        cache = _caches[cols.spec.folder] = FeatureCache(cols.spec.rows)
+    feats = cache.get(rows, lambda r: np.asarray(cols.thumb[r]))
     return Contributors(
         np.asarray(cols.thumb[rows]),
         np.asarray(cols.colour[rows]),
         np.stack([np.asarray(cols.height[rows]), np.asarray(cols.width[rows])], axis=1),
         np.asarray(cols.pixel_hash[rows]),
         rows,
+        feats,
     )
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "BANDS",
     "DIMS",
     "KEEP",
+    "LOW_DIMS",
     "SIDE",
     "agreement",
     "blurred_score",
@@ -40,7 +41,8 @@ __all__ = [
 SIDE = 32  # thumbnail side (fingerprints.THUMB)
 KEEP = 24  # DCT frequencies kept per axis
 LOW_KEEP = 14  # of which LOW uses these
-DIMS = LOW_KEEP * LOW_KEEP + KEEP * KEEP
+LOW_DIMS = LOW_KEEP * LOW_KEEP  # the LOW features come first
+DIMS = LOW_DIMS + KEEP * KEEP
 BANDS = ("low", "band")
 
 

@@ -95,11 +95,17 @@ class HammingIndex:
         return self._size
 
     def search(
-        self, queries: np.ndarray, radius: int, probe: int = 0, batch: int = 4096
+        self,
+        queries: np.ndarray,
+        radius: int,
+        probe: int = 0,
+        batch: int = 4096,
+        ordered: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pairs ``(query index, code index, distance)`` with distance ≤ ``radius``, each pair
-        once, sorted by query then code index. Exact when ``radius <= guaranteed_radius(probe)``;
-        beyond that, a pair is found when some substring is within ``probe`` bits."""
+        once, sorted by query then code index (unless not ``ordered``: the caller sorts).
+        Exact when ``radius <= guaranteed_radius(probe)``; beyond that, a pair is found when
+        some substring is within ``probe`` bits."""
         queries = _dealt(queries)
         masks = _probe_masks(probe)
         out_q, out_t, out_d = [], [], []
@@ -112,6 +118,8 @@ class HammingIndex:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty.copy(), empty.copy()
         qi, ti, dist = np.concatenate(out_q), np.concatenate(out_t), np.concatenate(out_d)
+        if not ordered:
+            return qi, ti, dist
         order = np.lexsort((ti, qi))
         return qi[order], ti[order], dist[order]
 

@@ -63,6 +63,7 @@ class StoreSpec:
     arrays: dict[str, MappedArray]
     sample: tuple[int, ...]
     roots: tuple[str, ...] = ()  # legacy: where the contributors' files are
+    modal: tuple[int, int] | None = None  # (h, w) most contributors have, when most do
 
     @property
     def legacy(self) -> bool:
@@ -80,6 +81,10 @@ class Columns:
         self.index = HammingIndex.from_arrays(
             {k[6:]: v for k, v in self.arrays.items() if k.startswith("index.")}
         )
+        self.crop: tuple[HammingIndex, np.ndarray, tuple[int, int]] | None = None
+        if spec.modal is not None:
+            crop = {k[5:]: v for k, v in self.arrays.items() if k.startswith("crop.")}
+            self.crop = (HammingIndex.from_arrays(crop), self.arrays["crop_rows"], spec.modal)
         self.sample_features: np.ndarray | None = None
         self.paths: PathList | None = None
         if spec.legacy:
@@ -110,6 +115,21 @@ def _save(folder: str, name: str, arr: np.ndarray) -> MappedArray:
     return MappedArray(path, offset, dtype.str, tuple(shape), _stamp(path))
 
 
+def _modal_size(heights: np.ndarray, widths: np.ndarray) -> tuple[tuple[int, int] | None, np.ndarray]:
+    """The size most contributors have, when at least half do, and the rows of other sizes.
+    A dataset of one image size (MNIST, a resized ImageNet) then searches crops, which have
+    another size, among those few rows instead of the crowd of its look-alikes."""
+    if not len(heights):
+        return None, np.zeros(0, dtype=np.int64)
+    keys = heights.astype(np.int64) << 32 | widths.astype(np.int64)
+    values, counts = np.unique(keys, return_counts=True)
+    top = int(np.argmax(counts))
+    if counts[top] * 2 < len(keys):
+        return None, np.zeros(0, dtype=np.int64)
+    key = int(values[top])
+    return (key >> 32, key & 0xFFFFFFFF), np.flatnonzero(keys != key).astype(np.int64)
+
+
 def _mapped(arr: np.ndarray) -> MappedArray | None:
     """The file a memory-mapped array comes from, when it is one whole mapping."""
     if not isinstance(arr, np.memmap) or arr.filename is None or not arr.flags.c_contiguous:
@@ -126,9 +146,14 @@ def build_store(fp: Fingerprints) -> StoreSpec:
     try:
         assert fp.phash is not None
         arrays: dict[str, MappedArray] = {}
-        index = HammingIndex(np.asarray(fp.phash))
-        for name, arr in index.arrays().items():
+        phash = np.asarray(fp.phash)
+        for name, arr in HammingIndex(phash).arrays().items():
             arrays[f"index.{name}"] = _save(folder, f"index.{name}", arr)
+        modal, others = _modal_size(np.asarray(fp.height), np.asarray(fp.width))
+        if modal is not None:  # crops of an image of the modal size: among the others only
+            arrays["crop_rows"] = _save(folder, "crop_rows", others)
+            for name, arr in HammingIndex(phash[others]).arrays().items():
+                arrays[f"crop.{name}"] = _save(folder, f"crop.{name}", arr)
         for name in _SMALL:
             arr = getattr(fp, name, None)
             if arr is not None:
@@ -147,7 +172,7 @@ def build_store(fp: Fingerprints) -> StoreSpec:
         n = len(fp)
         count = min(SAMPLE, n)
         sample = tuple(sorted({(i * n) // count for i in range(count)})) if n else ()
-        return StoreSpec(folder, n, arrays, sample, roots)
+        return StoreSpec(folder, n, arrays, sample, roots, modal)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -29,8 +29,8 @@ from PIL import Image
 from normstat.fingerprints import thumbnail
 
 from .candidates import Found
-from .decide import Decision, Rule, colour_agrees, decide
-from .features import agreement, blurred_score, features, mirrored, paired
+from .decide import FLOOR, Rule, colour_agrees
+from .features import LOW_DIMS, agreement, blurred_score, features, mirrored, paired
 from .queries import BOXES, Batch, box_thumb, stretch_all
 
 __all__ = ["PROMISING", "Contributors", "Verdict", "verify"]
@@ -76,13 +76,14 @@ class Contributors:
         size: np.ndarray,
         pixel_hash: np.ndarray,
         rows: np.ndarray,
+        feats: np.ndarray | None = None,
     ) -> None:
         self.rows = rows  # sorted contributor rows these arrays hold
         self.thumb = thumb
         self.colour = colour
         self.size = size
         self.pixel_hash = pixel_hash
-        self.features = features(thumb) if len(thumb) else np.zeros((0, 0), np.float32)
+        self.features = features(thumb) if feats is None else feats
 
     def at(self, rows: np.ndarray) -> np.ndarray:
         """Positions of ``rows`` (all held) in these arrays."""
@@ -271,6 +272,9 @@ def _changes(transform: dict[str, Any], gain: float) -> list[str]:
     return words or ["re-encoded"]
 
 
+SUB = 32  # test images whose candidates are gathered at once (bounded memory)
+
+
 def verify(
     batch: Batch,
     found: list[Found],
@@ -279,40 +283,118 @@ def verify(
     rule: Rule,
 ) -> list[Verdict | None]:
     """The verdict of each test image of ``batch`` (None: nothing stands out). ``sample``:
-    contributor rows every test image is also compared with (held by ``refs``)."""
-    test_feats = features(batch.thumb)
-    pos_sample = refs.at(sample)
+    contributor rows every test image is also compared with (held by ``refs``). The common
+    path, whole-image comparisons and the decision, runs on all test images at once; only
+    those with candidates of another size try hypotheses one by one."""
     out: list[Verdict | None] = []
-    for i, f in enumerate(found):
-        out.append(_one(batch, i, f, refs, test_feats[i], sample, pos_sample, rule))
+    tf = features(batch.thumb)
+    for lo in range(0, len(found), SUB):
+        out.extend(_verify_part(batch, found, refs, sample, rule, tf, lo))
     return out
 
 
-def _one(
+def _verify_part(
     batch: Batch,
-    i: int,
-    f: Found,
+    found: list[Found],
     refs: Contributors,
-    tf: np.ndarray,
     sample: np.ndarray,
-    pos_sample: np.ndarray,
     rule: Rule,
-) -> Verdict | None:
-    in_sample = ~np.isin(sample, f.rows)
-    rows = np.concatenate([f.rows, sample[in_sample]])
-    if not len(rows):
-        return None
-    pos = np.concatenate([refs.at(f.rows), pos_sample[in_sample]])
-    cf = refs.features[pos]
-    plain = paired(np.broadcast_to(tf, cf.shape), cf)
-    flip = paired(np.broadcast_to(mirrored(tf[None])[0], cf.shape), cf)
+    tf_all: np.ndarray,
+    lo: int,
+) -> list[Verdict | None]:
+    part = found[lo : lo + SUB]
+    n = len(part)
+    k = max([len(f.rows) for f in part] + [0])  # candidates, then the sample
+    width = k + len(sample)
+    if width == 0:
+        return [None] * n
+    rows = np.full((n, width), -1, dtype=np.int64)
+    rows[:, k:] = sample
+    for t, f in enumerate(part):
+        rows[t, : len(f.rows)] = f.rows
+    valid = rows >= 0
+    for t, f in enumerate(part):  # a sample row among the candidates counts once
+        valid[t, k:] &= ~np.isin(sample, f.rows)
+    pos = refs.at(np.where(rows >= 0, rows, refs.rows[0] if len(refs.rows) else 0))
+    tf = tf_all[lo : lo + n]
+    cf = refs.features[pos[:, :k]]  # (n, k, DIMS): the candidates'
+    sf = refs.features[pos[0, k:]]  # (s, DIMS): the sample's, the same for all
+    plain = np.concatenate([_banded(cf, tf), _crossed(tf, sf)], axis=2)
+    tfm = mirrored(tf)
+    flip = np.concatenate([_banded(cf, tfm), _crossed(tfm, sf)], axis=2)
     use_flip = flip.sum(axis=0) > plain.sum(axis=0)
-    scores = np.where(use_flip[None], flip, plain)
-    hyps: dict[int, _Hypothesis] = {}
-    test = _Test(batch, i)
+    scores = np.where(use_flip[None], flip, plain)  # (2, n, width)
+    scores[:, ~valid] = -2.0
+    hyps: list[dict[int, _Hypothesis]] = [{} for _ in range(n)]
+    tests: list[_Test | None] = [None] * n
+    for t, f in enumerate(part):
+        sizes = refs.size[pos[t, : len(f.rows)]]
+        h_t, w_t = (int(v) for v in batch.size[lo + t])
+        other = (sizes[:, 0] != h_t) | (sizes[:, 1] != w_t)
+        if not other.any():
+            continue
+        wanted = (f.box >= 0) & other | other & (scores[0, t, : len(f.rows)] >= PROMISING)
+        if wanted.any():
+            tests[t] = test = _Test(batch, lo + t)
+            _hypotheses(test, f, cf[t], scores[:, t], other, sizes, hyps[t])
+    # The decision, for all at once: the best entry, its twins, the nearest other.
+    total = scores.sum(axis=0)
+    best = np.argmax(total, axis=1)
+    at = np.arange(n)
+    s_best = scores[:, at, best]  # (2, n)
+    hashes = refs.pixel_hash[pos]  # (n, width, 16)
+    same = np.all(hashes == hashes[at, best][:, None, :], axis=2)
+    bf = refs.features[pos[at, best]]  # (n, DIMS): each best entry's features
+    mutual = np.concatenate([_banded(cf, bf), _crossed(bf, sf)], axis=2)
+    twins = same | np.all(mutual >= s_best[:, :, None], axis=0)
+    others = valid & ~twins
+    others[at, best] = False
+    near = np.where(others[None], scores, -2.0).max(axis=2)
+    near = np.where(others.any(axis=1)[None], near, 0.0)
+    near = np.clip(near, -1.0, 1.0 - FLOOR)
+    d_best = np.maximum(1.0 - s_best, FLOOR)
+    distinct = ((1.0 - near) / d_best).max(axis=0)
+    out: list[Verdict | None] = []
+    for t in range(n):
+        if distinct[t] < rule.look or not valid[t, best[t]]:
+            out.append(None)
+            continue
+        test = tests[t] or _Test(batch, lo + t)
+        b = int(best[t])
+        verdict = _verdict(
+            batch, lo + t, part[t], refs, pos[t], rows[t], b, scores[:, t], bool(use_flip[t, b]),
+            hyps[t].get(b), test, float(distinct[t]), (float(near[0, t]), float(near[1, t])), rule
+        )
+        out.append(verdict)
+    return out
+
+
+def _banded(cf: np.ndarray, tf: np.ndarray) -> np.ndarray:
+    """Per band, the agreement of each entry of ``cf`` (n, m, DIMS) with the row of ``tf`` (n,
+    DIMS) of its test image: (2, n, m)."""
+    low = np.matmul(cf[:, :, :LOW_DIMS], tf[:, :LOW_DIMS, None])[..., 0]
+    band = np.matmul(cf[:, :, LOW_DIMS:], tf[:, LOW_DIMS:, None])[..., 0]
+    return np.stack([low, band])
+
+
+def _crossed(tf: np.ndarray, sf: np.ndarray) -> np.ndarray:
+    """Per band, the agreement of every row of ``tf`` (n, DIMS) with every row of ``sf`` (s,
+    DIMS): (2, n, s)."""
+    return agreement(tf, sf)
+
+
+def _hypotheses(
+    test: _Test,
+    f: Found,
+    cf: np.ndarray,
+    scores: np.ndarray,
+    other: np.ndarray,
+    sizes: np.ndarray,
+    hyps: dict[int, _Hypothesis],
+) -> None:
+    """Try the crop and resize hypotheses on one test image's candidates of another size;
+    ``scores`` (2, width) is updated where a hypothesis agrees better."""
     n = len(f.rows)
-    sizes = refs.size[pos[:n]]
-    other = (sizes[:, 0] != test.h) | (sizes[:, 1] != test.w)  # a copy of another size
 
     def keep(j: int, hyp: _Hypothesis, searched: bool = False) -> None:
         """A hypothesis replaces the whole-image comparison when it agrees better; a searched
@@ -347,29 +429,35 @@ def _one(
         h, w = (int(v) for v in sizes[j])
         keep(j, test.resize_hypothesis(cf[j], (w, h)))
 
-    def twins_of(b: int) -> np.ndarray:
-        same = np.all(refs.pixel_hash[pos] == refs.pixel_hash[pos[b]], axis=1)
-        mutual = agreement(cf[b][None], cf)[:, 0, :]  # (2, m)
-        return same | np.all(mutual >= scores[:, b : b + 1], axis=0)
 
-    def thumb_for(b: int) -> np.ndarray:
-        if b in hyps:
-            return hyps[b].thumb
-        return test.thumb[:, ::-1] if use_flip[b] else test.thumb
-
-    def agree(b: int) -> float:
-        return blurred_score(thumb_for(b), refs.thumb[pos[b]])
-
-    def colour_ok(b: int) -> bool:
-        return colour_agrees(batch.colour[i], refs.colour[pos[b]])
-
-    d: Decision | None = decide(scores, twins_of, agree, colour_ok, rule)
-    if d is None or d.tier is None:
+def _verdict(
+    batch: Batch,
+    i: int,
+    f: Found,
+    refs: Contributors,
+    pos: np.ndarray,
+    rows: np.ndarray,
+    b: int,
+    scores: np.ndarray,
+    flipped: bool,
+    hyp: _Hypothesis | None,
+    test: _Test,
+    distinct: float,
+    neighbour: tuple[float, float],
+    rule: Rule,
+) -> Verdict | None:
+    """The verdict on test image ``i``'s best entry ``b``, once it stands out: the colour
+    test, the agreement threshold, the tier and the transformation found."""
+    if not colour_agrees(batch.colour[i], refs.colour[pos[b]]):
         return None
-    b = d.best
-    transform: dict[str, Any] = {"mirrored": bool(use_flip[b]), "crop": None, "scale": None}
-    if b in hyps:
-        transform.update(hyps[b].transform)
+    thumb = hyp.thumb if hyp else (test.thumb[:, ::-1] if flipped else test.thumb)
+    score = blurred_score(thumb, refs.thumb[pos[b]])
+    if score < rule.threshold:
+        return None
+    tier = "leak" if distinct >= rule.margin else "look-alike"
+    transform: dict[str, Any] = {"mirrored": flipped, "crop": None, "scale": None}
+    if hyp is not None:
+        transform.update(hyp.transform)
     h, w = (int(v) for v in refs.size[pos[b]])
     if transform["scale"] is None and (w, h) != (test.w, test.h):
         transform["scale"] = w / test.w
@@ -377,19 +465,17 @@ def _one(
     gain = lum_c / lum_t if lum_t > 1e-6 else 1.0
     transform["gain"] = round(gain, 4)
     transform["changes"] = _changes(transform, gain)
-    if b < n:
+    distance = None
+    if b < len(f.rows):
         distance = int(f.distance[b]) if f.distance[b] >= 0 else int(f.box_distance[b])
-    else:
-        distance = None
     return Verdict(
-        d.tier,
+        tier,
         int(rows[b]),
-        agree(b),
-        d.distinct,
+        score,
+        distinct,
         float(scores[0, b]),
         float(scores[1, b]),
-        d.neighbour,
+        neighbour,
         distance,
         transform,
     )
-
