@@ -19,7 +19,7 @@ import numpy as np
 
 from .hamming import HammingIndex
 
-__all__ = ["CAP", "CAP_BOX", "RADIUS", "RADIUS_BOX", "Found", "search"]
+__all__ = ["CAP", "CAP_BOX", "RADIUS", "RADIUS_BOX", "Found", "nearest", "search"]
 
 RADIUS = 12  # whole-image hashes: pHash bits a candidate may differ by
 RADIUS_BOX = 12  # crop-box hashes
@@ -41,13 +41,13 @@ class Found:
     box_distance: np.ndarray
 
 
-def _nearest(
+def nearest(
     test: np.ndarray, row: np.ndarray, dist: np.ndarray, extra: np.ndarray, cap: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per (test, row), the nearest find (least ``extra`` among equals); then per test its
-    ``cap`` nearest, by distance then row. Each step sorts one packed integer key (tests below
-    2^13, rows below 2^37, distances below 2^7, extras below 2^6): the millions of finds of a
-    crowded hash space sort in a fraction of a second."""
+    ``cap`` nearest, by distance then row. Each step sorts one packed integer key (distances
+    below 2^7, extras below 2^6): the millions of finds of a crowded hash space sort in a
+    fraction of a second."""
     if not len(test):
         return test, row, dist, extra
     t, r, d, e = (a.astype(np.int64) for a in (test, row, dist, extra))
@@ -59,12 +59,15 @@ def _nearest(
     limit = np.where(enough.any(axis=1), enough.argmax(axis=1), 64)
     near = d <= limit[t]
     t, r, d, e = t[near], r[near], d[near], e[near]
-    order = np.argsort((t << 50) | (r << 13) | (d << 6) | e)
+    rb = max(1, int(r.max()).bit_length())
+    if int(t.max()).bit_length() + rb + 13 > 63:
+        raise ValueError("too many tests or rows to pack")
+    order = np.argsort((t << (rb + 13)) | (r << 13) | (d << 6) | e)
     t, r, d, e = t[order], r[order], d[order], e[order]
     first = np.ones(len(t), dtype=bool)
     first[1:] = (t[1:] != t[:-1]) | (r[1:] != r[:-1])
     t, r, d, e = t[first], r[first], d[first], e[first]
-    order = np.argsort((t << 44) | (d << 37) | r)
+    order = np.argsort((t << (rb + 7)) | (d << rb) | r)
     t, r, d, e = t[order], r[order], d[order], e[order]
     starts = np.searchsorted(t, t, side="left")
     keep = np.arange(len(t)) - starts < cap
@@ -89,7 +92,7 @@ def search(
     height and width, ``heights`` and ``widths`` the contributors'."""
     n, nq = phash.shape
     qi, row, dist = index.search(phash.ravel(), RADIUS, probe=1, ordered=False)
-    whole = _nearest(qi // nq, row, dist, qi % nq, CAP)
+    whole = nearest(qi // nq, row, dist, qi % nq, CAP)
     nb = boxes.shape[1]
     modal = np.zeros(n, dtype=bool)
     if crops is not None:
@@ -110,7 +113,7 @@ def search(
     # dataset of one image size) are no crop candidates.
     test = qi // nb
     other = (heights[row] != size[test, 0]) | (widths[row] != size[test, 1])
-    boxed = _nearest(test[other], row[other], dist[other], (qi % nb)[other], CAP_BOX)
+    boxed = nearest(test[other], row[other], dist[other], (qi % nb)[other], CAP_BOX)
     out = []
     w_start = np.searchsorted(whole[0], np.arange(n + 1))
     b_start = np.searchsorted(boxed[0], np.arange(n + 1))

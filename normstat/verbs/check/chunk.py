@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from normstat.fileops import stays_inside
 from normstat.fingerprints import gray_image, pixel_hash, thumbnail
@@ -63,7 +64,18 @@ class ChunkTask:
     train: Source | None = None
 
 
+_limited: set[int] = set()
+
+
+def _one_blas_thread() -> None:
+    """Once per process: the products here are small, and the workers are the parallelism."""
+    if os.getpid() not in _limited:
+        threadpool_limits(1, user_api="blas")
+        _limited.add(os.getpid())
+
+
 def check_chunk(task: ChunkTask) -> list[Outcome | Skipped]:
+    _one_blas_thread()
     mode = get_mode(task.mode_name)
     out: list[Outcome | Skipped | None] = [None] * len(task.refs)
     prepared: list[Prepared] = []

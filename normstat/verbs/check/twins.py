@@ -11,11 +11,13 @@ import numpy as np
 from normstat.fingerprints import Fingerprints
 
 from .features import features, mirrored, paired
+from .candidates import nearest
 from .hamming import HammingIndex
 
 __all__ = ["contributor_warnings", "test_duplicate_warnings"]
 
 TWIN_RADIUS = 8  # pHash bits two test images may differ by to be compared
+TWINS = 4  # nearest other test images each test image is compared with
 TWIN_AGREEMENT = (0.998, 0.99)  # LOW and BAND agreement of a near-duplicate pair
 LIMIT = 10  # warnings of one kind listed before "and N more"
 
@@ -52,7 +54,9 @@ def test_duplicate_warnings(
             out.append(f"test images with the same pixels: {', '.join(group)}")
     if len(names) < 2:
         return out
-    qi, ti, _ = HammingIndex(phash).search(phash, TWIN_RADIUS, probe=1)
+    qi, ti, dist = HammingIndex(phash).search(phash, TWIN_RADIUS, probe=1, ordered=False)
+    other = qi != ti
+    qi, ti, _, _ = nearest(qi[other], ti[other], dist[other], np.zeros_like(qi[other]), TWINS)
     keep = (qi < ti) & np.array([hashes[a] != hashes[b] for a, b in zip(qi, ti)], dtype=bool)
     qi, ti = qi[keep], ti[keep]
     if not len(qi):
