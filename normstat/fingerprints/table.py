@@ -14,11 +14,8 @@ bytes (surrogateescape: any POSIX name) and int64 offsets, seen as a ``Sequence[
 from __future__ import annotations
 
 import itertools
-import mmap
 import operator
 import os
-import tempfile
-import threading
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,90 +23,13 @@ from typing import Any, overload
 
 import numpy as np
 
+from .spill import SpillColumn, encode_paths
+
 __all__ = ["BLOCK_BYTES", "SPILL_ROWS", "FingerprintRows", "Fingerprints", "PathList"]
 
 SPILL_ROWS = 100_000  # rows buffered in memory before they go to the spill files (~10 MB)
 BLOCK_BYTES = 4 << 20  # a sequential pass holds about this much of a column at a time
 _PATH_BLOCK = 8192  # paths decoded at a time when iterating (at most 32 MB of 4 KiB names)
-
-
-def encode_paths(paths: Sequence[str]) -> tuple[bytes, np.ndarray]:
-    """The sidecar's encoding of ``paths``: their UTF-8 bytes joined, and each one's length."""
-    blob = "".join(paths).encode("utf-8", "surrogateescape")  # any POSIX name
-    if len(blob) == sum(map(len, paths)):  # ASCII: byte lengths are string lengths
-        lengths = np.fromiter(map(len, paths), dtype=np.int64, count=len(paths))
-    else:
-        sizes = (len(p.encode("utf-8", "surrogateescape")) for p in paths)
-        lengths = np.fromiter(sizes, dtype=np.int64, count=len(paths))
-    return blob, lengths
-
-
-class SpillColumn:
-    """One column's rows in an anonymous temporary file (``buffering=0``: what is written is at
-    once visible to ``pread`` and to a mapping). The file goes when this object (and every
-    mapping of it) does."""
-
-    def __init__(self, dtype: Any, row: tuple[int, ...] = (), folder: str | None = None) -> None:
-        self.dtype = np.dtype(dtype)
-        self.row = row
-        self.row_bytes = self.dtype.itemsize * int(np.prod(row, dtype=np.int64))
-        self.rows = 0
-        # Lives as long as the column (and its mapping): no context to close it in.
-        self._file = tempfile.TemporaryFile(  # noqa: SIM115
-            dir=folder, prefix="normstat-rows-", buffering=0
-        )
-        self._lock = threading.Lock()  # seek + read where there is no pread (Windows)
-        self._mapped: np.ndarray | None = None
-
-    def append(self, data: Any) -> None:
-        view = memoryview(data).cast("B")
-        rows, rest = divmod(len(view), self.row_bytes)
-        if rest:
-            raise ValueError("a partial row")
-        with self._lock:
-            self._file.seek(0, os.SEEK_END)
-            while view:  # a raw file may write less than asked
-                view = view[self._file.write(view) or 0 :]
-        self.rows += rows
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` copied from the file (not from the mapping)."""
-        want, at = (stop - start) * self.row_bytes, start * self.row_bytes
-        chunks, got = [], 0
-        while got < want:
-            if hasattr(os, "pread"):
-                chunk = os.pread(self._file.fileno(), want - got, at + got)
-            else:
-                with self._lock:
-                    self._file.seek(at + got)
-                    chunk = self._file.read(want - got)
-            if not chunk:
-                raise OSError(f"spill file ends at byte {at + got}, not {at + want}")
-            chunks.append(chunk)
-            got += len(chunk)
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return np.frombuffer(data, dtype=self.dtype).reshape(-1, *self.row)
-
-    def blocks(self) -> Iterator[np.ndarray]:
-        step = max(1, BLOCK_BYTES // max(1, self.row_bytes))
-        for start in range(0, self.rows, step):
-            yield self.read(start, min(start + step, self.rows))
-
-    def mapped(self) -> np.ndarray:
-        """Every row, mapped copy-on-write (writes stay private, as with an in-memory array)."""
-        if self._mapped is None or len(self._mapped) != self.rows:
-            if self.rows == 0:
-                self._mapped = np.zeros((0, *self.row), dtype=self.dtype)
-            else:  # a plain array over the map: np.memmap costs µs per row to iterate
-                size = self.rows * self.row_bytes
-                mapping = mmap.mmap(self._file.fileno(), size, access=mmap.ACCESS_COPY)
-                flat = np.frombuffer(mapping, dtype=self.dtype, count=size // self.dtype.itemsize)
-                self._mapped = flat.reshape(self.rows, *self.row)
-        return self._mapped
-
-    def owns(self, arr: Any) -> bool:
-        """Whether ``arr`` is this column's mapping, whole (not a slice, not a replacement)."""
-        return self._mapped is not None and arr is self._mapped and len(arr) == self.rows
 
 
 class PathList(Sequence[str]):
@@ -241,7 +161,7 @@ class Fingerprints:
         arr = getattr(self, name)
         column = self.spilled.get(name)
         if column is not None and column.owns(arr):
-            yield from column.blocks()
+            yield from column.blocks(BLOCK_BYTES)
             return
         row = max(1, arr[:1].nbytes or arr.itemsize)
         step = max(1, BLOCK_BYTES // row)
@@ -359,7 +279,7 @@ class FingerprintRows:
         cols = dict(self._columns)
         if not np.array_equal(index, np.arange(len(index))):  # sorted ids: a remapped copy
             remapped = SpillColumn(np.uint32, (), self._spill_dir)
-            for block in cols["root"].blocks():
+            for block in cols["root"].blocks(BLOCK_BYTES):
                 remapped.append(index[block])
             cols["root"] = remapped
         offsets, blob = cols.pop("path_offsets"), cols.pop("path_bytes")
