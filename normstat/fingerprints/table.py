@@ -23,11 +23,13 @@ from typing import Any, overload
 
 import numpy as np
 
+from .reference import REF_BYTES, Reference
 from .spill import SpillColumn, encode_paths
 
 __all__ = ["BLOCK_BYTES", "SPILL_ROWS", "FingerprintRows", "Fingerprints", "PathList"]
 
 SPILL_ROWS = 100_000  # rows buffered in memory before they go to the spill files (~10 MB)
+SPILL_REF_BYTES = 32 << 20  # or buffered references' thumbnails (~32,000 rows), if sooner
 BLOCK_BYTES = 4 << 20  # a sequential pass holds about this much of a column at a time
 _PATH_BLOCK = 8192  # paths decoded at a time when iterating (at most 32 MB of 4 KiB names)
 
@@ -143,6 +145,12 @@ class Fingerprints:
     height: np.ndarray  # (N,) uint32
     width: np.ndarray  # (N,) uint32
     phash: np.ndarray | None = None  # (N,) uint64; absent in sidecars written before 0.2
+    # What check verifies a near-duplicate against (fingerprints.reference); absent in older
+    # sidecars: (N, 32, 32) uint8 stretched thumbnails, (N, 2) float32 their (lo, hi) range,
+    # (N, 3) float32 mean colours.
+    thumb: np.ndarray | None = None
+    thumb_range: np.ndarray | None = None
+    colour: np.ndarray | None = None
     spilled: dict[str, SpillColumn] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -179,18 +187,27 @@ _COLUMNS: dict[str, tuple[Any, tuple[int, ...]]] = {
     "height": (np.uint32, ()),
     "width": (np.uint32, ()),
 }
+_REFERENCE_COLUMNS: dict[str, tuple[Any, tuple[int, ...]]] = {
+    "thumb": (np.uint8, (32, 32)),
+    "thumb_range": (np.float32, (2,)),
+    "colour": (np.float32, (3,)),
+}
 
 
 class FingerprintRows:
     """Rows appended image by image, kept compact (machine words, not Python objects); past
     ``spill_rows`` rows they go in batches to spill files in ``spill_dir`` (the system's
     temporary folder by default), so memory stays flat however many images there are.
-    ``manifest_root`` gives a root as the manifest records it (the source's own rule)."""
+    ``manifest_root`` gives a root as the manifest records it (the source's own rule). With
+    ``references``, every row carries its ``Reference`` (the table's ``thumb``,
+    ``thumb_range`` and ``colour``); rows then also spill when their thumbnails reach
+    ``SPILL_REF_BYTES``."""
 
     def __init__(
         self,
         manifest_root: Callable[[str], str],
         *,
+        references: bool = False,
         spill_rows: int | None = None,
         spill_dir: str | None = None,
     ) -> None:
@@ -198,6 +215,8 @@ class FingerprintRows:
         if spill_rows < 1:
             raise ValueError("spill_rows must be at least 1")
         self._manifest_root = manifest_root
+        self.references = references
+        self._kinds = {**_COLUMNS, **(_REFERENCE_COLUMNS if references else {})}
         self._spill_rows = spill_rows
         self._spill_dir = spill_dir
         self._root_ids: dict[str, int] = {}  # root as given → provisional id
@@ -214,6 +233,9 @@ class FingerprintRows:
         self.phashes = array("Q")
         self.heights = array("I")
         self.widths = array("I")
+        self.thumbs = bytearray()  # REF_BYTES per image, with references
+        self.ranges = array("f")  # lo, hi: float32, as the references hold them
+        self.colours = array("f")
 
     def __len__(self) -> int:
         spilled = self._columns["root"].rows if self._columns else 0
@@ -233,7 +255,11 @@ class FingerprintRows:
         phash: int,
         height: int,
         width: int,
+        ref: Reference | None = None,
     ) -> None:
+        """One contributor's row; ``ref`` given exactly when the table has ``references``."""
+        if (ref is not None) != self.references:
+            raise ValueError("a reference for each row, exactly when the table has references")
         rid = self._root_ids.get(root)
         if rid is None:
             rid = self._root_ids[root] = len(self._roots)
@@ -245,13 +271,20 @@ class FingerprintRows:
         self.phashes.append(phash)
         self.heights.append(height)
         self.widths.append(width)
-        if len(self.rels) >= self._spill_rows:
+        if ref is not None:
+            if len(ref.thumb) != REF_BYTES:
+                raise ValueError(f"a reference thumbnail of {len(ref.thumb)} bytes")
+            self.thumbs += ref.thumb
+            self.ranges.extend((ref.lo, ref.hi))
+            self.colours.extend(ref.colour)
+        if len(self.rels) >= self._spill_rows or len(self.thumbs) >= SPILL_REF_BYTES:
             self._spill()
 
     def _spill(self) -> None:
         """The buffered rows appended to the spill files, then dropped."""
         if self._columns is None:
-            columns = {k: SpillColumn(t, r, self._spill_dir) for k, (t, r) in _COLUMNS.items()}
+            kinds = self._kinds.items()
+            columns = {k: SpillColumn(t, r, self._spill_dir) for k, (t, r) in kinds}
             columns["path_offsets"].append(np.zeros(1, dtype=np.int64))
             self._columns = columns
         columns = self._columns
@@ -266,6 +299,10 @@ class FingerprintRows:
         columns["phash"].append(self.phashes)
         columns["height"].append(self.heights)
         columns["width"].append(self.widths)
+        if self.references:
+            columns["thumb"].append(self.thumbs)
+            columns["thumb_range"].append(self.ranges)
+            columns["colour"].append(self.colours)
         self._spilled_bytes += len(blob)
         self._new_buffers()
 
@@ -292,6 +329,9 @@ class FingerprintRows:
             height=cols["height"].mapped(),
             width=cols["width"].mapped(),
             phash=cols["phash"].mapped(),
+            thumb=cols["thumb"].mapped() if self.references else None,
+            thumb_range=cols["thumb_range"].mapped() if self.references else None,
+            colour=cols["colour"].mapped() if self.references else None,
             spilled=cols,
         )
 
@@ -306,4 +346,11 @@ class FingerprintRows:
             height=np.frombuffer(self.heights, dtype=np.uint32).copy(),
             width=np.frombuffer(self.widths, dtype=np.uint32).copy(),
             phash=np.frombuffer(self.phashes, dtype=np.uint64).copy(),
+            thumb=_copied(self.thumbs, np.uint8, (n, 32, 32)) if self.references else None,
+            thumb_range=_copied(self.ranges, np.float32, (n, 2)) if self.references else None,
+            colour=_copied(self.colours, np.float32, (n, 3)) if self.references else None,
         )
+
+
+def _copied(buffer: Any, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape).copy()

@@ -4,9 +4,10 @@ an ``.npy`` header whose dtype and shape the caller accepts before a byte of dat
 
 from __future__ import annotations
 
+import os
 import zipfile
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import numpy as np
 
@@ -23,13 +24,16 @@ class NpzError(ValueError):
 
 
 Shape = tuple[int, ...]
+_LOCAL_HEADER = 30  # a zip local file header's fixed part, before its name and extra field
 
 
 class StoredNpz:
     """The members of an uncompressed zip of ``.npy`` arrays, opened from ``fh`` of ``size``
-    bytes; ``array`` reads one after ``accept(shape)`` has approved its header."""
+    bytes (at ``path``, which names the file of ``mapped`` arrays); ``array`` reads one after
+    ``accept(shape)`` has approved its header."""
 
-    def __init__(self, fh: BinaryIO, size: int) -> None:
+    def __init__(self, fh: BinaryIO, size: int, path: str | None = None) -> None:
+        self._fh, self._size, self._path = fh, size, path
         try:
             self._zip = zipfile.ZipFile(fh)
             infos = self._zip.infolist()
@@ -63,6 +67,18 @@ class StoredNpz:
     def array(self, name: str, dtype: str, accept: Callable[[Shape], str | None]) -> np.ndarray:
         """Array ``name``: its header must say ``dtype`` (any byte order) and a shape that
         ``accept`` returns None for (else the reason); only then is its data read."""
+        return self._load(name, dtype, accept, mapped=False)
+
+    def mapped(self, name: str, dtype: str, accept: Callable[[Shape], str | None]) -> np.ndarray:
+        """``array``, checked alike, but mapped read-only from the file rather than read into
+        memory (pages are read as they are touched), when the file is a real one and the array
+        is stored in its native byte order; else read as ``array`` reads it. The mapping
+        outlives the file object (it holds its own descriptor)."""
+        return self._load(name, dtype, accept, mapped=True)
+
+    def _load(
+        self, name: str, dtype: str, accept: Callable[[Shape], str | None], mapped: bool
+    ) -> np.ndarray:
         info = self._members[f"{name}.npy"]
         try:
             with self._zip.open(info) as member:
@@ -85,8 +101,14 @@ class StoredNpz:
                 if reason:
                     raise NpzError(f"{name} {reason}")
                 nbytes = int(np.prod(shape, dtype=np.int64)) * want.itemsize
-                if info.file_size - member.tell() != nbytes:
+                header = member.tell()
+                if info.file_size - header != nbytes:
                     raise NpzError(f"{name}.npy holds {info.file_size} bytes, not its shape's")
+                order: Literal["C", "F"] = "F" if fortran else "C"
+                if mapped and nbytes and found == want:
+                    start = self._data_start(info)
+                    if start is not None:
+                        return self._map(start + header, found, tuple(shape), order, name)
                 buf = bytearray(member.read(nbytes))  # writeable, as np.load's arrays are
                 if len(buf) != nbytes:
                     raise NpzError(f"{name}.npy is truncated")
@@ -94,8 +116,35 @@ class StoredNpz:
             raise
         except NPZ_ERRORS as exc:
             raise NpzError(f"{name}.npy is unreadable ({_why(exc)})") from None
-        arr = np.frombuffer(buf, dtype=found).reshape(shape, order="F" if fortran else "C")
+        arr = np.frombuffer(buf, dtype=found).reshape(shape, order=order)
         return arr if found == want else arr.astype(want)
+
+    def _data_start(self, info: zipfile.ZipInfo) -> int | None:
+        """Where the stored member's bytes begin in the file, from its local header (whose
+        name and extra field lengths may differ from the central directory's); None when the
+        file has no descriptor to map."""
+        try:
+            self._fh.fileno()
+        except (OSError, AttributeError, ValueError):
+            return None
+        self._fh.seek(info.header_offset)
+        local = self._fh.read(_LOCAL_HEADER)
+        if len(local) != _LOCAL_HEADER or local[:4] != b"PK\x03\x04":
+            raise NpzError(f"member {info.filename[:60]!r} has no local header")
+        name_len = int.from_bytes(local[26:28], "little")
+        extra_len = int.from_bytes(local[28:30], "little")
+        return info.header_offset + _LOCAL_HEADER + name_len + extra_len
+
+    def _map(
+        self, offset: int, dtype: np.dtype, shape: Shape, order: Literal["C", "F"], name: str
+    ) -> np.ndarray:
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if offset + nbytes > self._size:
+            raise NpzError(f"{name}.npy runs past the end of the file")
+        arr = np.memmap(self._fh, dtype, mode="r", offset=offset, shape=shape, order=order)
+        if self._path is not None:  # the descriptor's own name is a number
+            arr.filename = os.path.abspath(self._path)
+        return arr
 
 
 def _why(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from normstat.fileops import stays_inside
-from normstat.fingerprints import Fingerprints
+from normstat.fingerprints import THUMB, Fingerprints
 from normstat.fingerprints.table import PathList
 from normstat.modes import Mode
 
@@ -24,6 +24,7 @@ __all__ = ["SIDECAR_FORMAT", "NpzError", "read_histogram", "read_sidecar", "writ
 
 SIDECAR_FORMAT = "normstat/fingerprints@1"
 REQUIRED = ("root", "path_offsets", "path_bytes", "pixel_hash", "dhash", "height", "width")
+REFERENCES = ("thumb", "thumb_range", "colour")  # optional: older sidecars lack them
 
 
 def write_sidecar(fp: Fingerprints, fh: BinaryIO, histogram: np.ndarray | None = None) -> None:
@@ -44,6 +45,13 @@ def write_sidecar(fp: Fingerprints, fh: BinaryIO, histogram: np.ndarray | None =
     ]
     if fp.phash is not None:
         arrays.append(("phash", np.uint64, (len(fp.phash),), fp.blocks("phash")))
+    if fp.thumb is not None and fp.thumb_range is not None and fp.colour is not None:
+        rows = len(fp.thumb)
+        arrays += [
+            ("thumb", np.uint8, (rows, THUMB, THUMB), fp.blocks("thumb")),
+            ("thumb_range", np.float32, (len(fp.thumb_range), 2), fp.blocks("thumb_range")),
+            ("colour", np.float32, (len(fp.colour), 3), fp.blocks("colour")),
+        ]
     if histogram is not None:
         arrays.append(("histogram", np.int64, tuple(map(int, histogram.shape)), [histogram]))
     with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
@@ -73,14 +81,21 @@ def _write_member(
 
 
 def read_sidecar(
-    fh: BinaryIO, size: int, roots: list[str], rows: int, mode: Mode, float_bins: int | None = None
+    fh: BinaryIO,
+    size: int,
+    roots: list[str],
+    rows: int,
+    mode: Mode,
+    float_bins: int | None = None,
+    path: str | None = None,
 ) -> tuple[Fingerprints, np.ndarray | None]:
     """The fingerprints of ``rows`` contributors (and the histogram) from the open sidecar
     ``fh`` of ``size`` bytes; NpzError naming what is wrong. Every array's dtype and shape is
     checked from its header before it is read, and every stored path must stay inside its root
     (check joins them with ``roots`` and opens them). ``float_bins``: the histogram's width
-    for float data (``--range``: B + 2), which have none otherwise."""
-    npz = StoredNpz(fh, size)
+    for float data (``--range``: B + 2), which have none otherwise. The thumbnails are mapped
+    from ``fh`` (see ``_references``), their ``filename`` the sidecar's ``path``."""
+    npz = StoredNpz(fh, size, path)
     try:
         missing = [k for k in REQUIRED if k not in npz]
         if missing:
@@ -102,6 +117,7 @@ def read_sidecar(
             npz.array("height", "uint32", rows_of),
             npz.array("width", "uint32", rows_of),
             npz.array("phash", "uint64", rows_of) if "phash" in npz else None,
+            *_references(npz, rows),
         )
         hist = _histogram(npz, mode, float_bins)
     finally:
@@ -132,6 +148,28 @@ def _histogram(npz: StoredNpz, mode: Mode, float_bins: int | None = None) -> np.
     if bool(np.any(hist < 0)):
         raise NpzError("histogram holds a negative count")
     return hist
+
+
+def _references(
+    npz: StoredNpz, rows: int
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """The stored references (``thumb``, ``thumb_range``, ``colour``), all three or none (a
+    sidecar written before them). The thumbnails, 1 KiB a row, are mapped from the file, not
+    read; the ranges must be finite with lo <= hi, the colours finite."""
+    present = [k for k in REFERENCES if k in npz]
+    if not present:
+        return None, None, None
+    if len(present) < len(REFERENCES):
+        missing = [k for k in REFERENCES if k not in npz]
+        raise NpzError(f"holds {', '.join(present)} but lacks {', '.join(missing)}")
+    thumb = npz.mapped("thumb", "uint8", _exact((rows, THUMB, THUMB)))
+    lohi = npz.array("thumb_range", "float32", _exact((rows, 2)))
+    colour = npz.array("colour", "float32", _exact((rows, 3)))
+    if not bool(np.isfinite(lohi).all()) or bool(np.any(lohi[:, 0] > lohi[:, 1])):
+        raise NpzError("thumb_range holds a value that is not finite, or a low above its high")
+    if not bool(np.isfinite(colour).all()):
+        raise NpzError("colour holds a value that is not finite")
+    return thumb, lohi, colour
 
 
 def _exact(shape: tuple[int, ...]) -> Callable[[tuple[int, ...]], str | None]:

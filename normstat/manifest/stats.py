@@ -35,7 +35,9 @@ from .values import Reader
 __all__ = ["Stats"]
 
 SIDECAR_BASE_BYTES = 64 << 20  # zip and .npy headers, the histogram, arrays added later
-SIDECAR_BYTES_PER_IMAGE = 64 << 10  # a row is ~60 bytes plus its path (PATH_MAX is 4096)
+# A row is ~60 bytes plus its path (PATH_MAX is 4096), and its reference: 1,024 bytes of
+# thumbnail, 8 of range and 12 of colour.
+SIDECAR_BYTES_PER_IMAGE = (64 << 10) + 1044
 
 
 _NUMBER_LIST = re.compile(r"\[\s*(-?[0-9][0-9.eE+-]*(?:,\s*-?[0-9][0-9.eE+-]*)*)\s*\]")
@@ -263,7 +265,8 @@ def _sidecar(
             bins = data["range"]["bins"] + 2 if "range" in data else None
             if parse == "histogram":
                 return None, read_histogram(fh, size, mode, bins)
-            return read_sidecar(fh, size, list(data["sources"]), data["images"], mode, bins)
+            roots = list(data["sources"])
+            return read_sidecar(fh, size, roots, data["images"], mode, bins, side_path)
         except OSError as exc:
             raise ManifestError(path, f"fingerprint sidecar {name} cannot be read: {exc}") from None
         except NpzError as exc:
