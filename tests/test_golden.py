@@ -4,6 +4,10 @@ palette/alpha/grey conversions, a corrupt file, .npy images and stacks, 16-bit a
 forced modes; with one and two workers. The sidecar is pinned through the sha256 the manifest
 records. The fixture and the expected files come from ``tests/golden/make_fixture.py``.
 
+Since sidecars store each contributor's reference (``thumb``, ``thumb_range``, ``colour``: what
+check verifies near-duplicates against), their sha256, and so the manifest's ``sidecar.path``
+and ``sidecar.sha256``, are no longer 0.2.0's; every other byte of the manifests is.
+
 One change from 0.2.0, deliberate: float data's var/std (and the float ``state``) are now the
 exact values of the per-image partials rounded once (0.2.0's Chan merge was off in the last
 digits: 15532730.894805245 for the correctly rounded 15532730.89480525 of the float fixture,

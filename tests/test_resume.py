@@ -168,7 +168,8 @@ def test_compute_killed_mid_run_resumes_from_its_partials(tmp_path) -> None:
 def test_partial_names_are_the_digest_of_their_literal_identity(tmp_path: Path) -> None:
     """A partial's name is the digest of its identity's JSON: these spell it out for shards and
     stack batches, with and without each option, so that no change renames the partials kept
-    by earlier runs (a rename redoes them all)."""
+    by earlier runs (a rename redoes them all). The format is @2 since records carry their
+    references: @1 partials lack them, and are redone."""
     import hashlib
 
     from normstat._version import __version__
@@ -182,7 +183,7 @@ def test_partial_names_are_the_digest_of_their_literal_identity(tmp_path: Path) 
             return f"7:{item.rel}"
 
     def digest(ident: dict) -> str:
-        ident = {"format": "normstat/partial@1", "normstat": __version__, **ident}
+        ident = {"format": "normstat/partial@2", "normstat": __version__, **ident}
         text = json.dumps(ident, sort_keys=True, ensure_ascii=True)
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 

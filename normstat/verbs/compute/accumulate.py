@@ -47,7 +47,7 @@ class Accumulator:
         self.moments = DatasetMoments(reduced, hist=hist, cross=cross)
         self.natives: Counter[str] = Counter()
         self.skips = Skips(strict)
-        self.rows = FingerprintRows(manifest_root)
+        self.rows = FingerprintRows(manifest_root, references=True)
 
     @property
     def images(self) -> int:
@@ -56,7 +56,9 @@ class Accumulator:
     def add(self, root: str, rel: str, rec: ImageRecord) -> None:
         self.moments.add(rec.moments, rec.height * rec.width, rec.products)
         self.natives[rec.native] += 1
-        self.rows.add(root, rel, rec.pixel_hash, rec.dhash, rec.phash, rec.height, rec.width)
+        self.rows.add(
+            root, rel, rec.pixel_hash, rec.dhash, rec.phash, rec.height, rec.width, rec.ref
+        )
 
     def add_outcome(self, root: str, rel: str, outcome: ImageRecord | Skipped | None) -> None:
         """An image's record, or its skip (InputError when strict); None adds nothing."""

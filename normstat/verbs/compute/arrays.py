@@ -21,7 +21,7 @@ from normstat.reduce.ranges import FloatRange, range_histograms
 from normstat.sources import Item, Source
 from normstat.verbs.common import ImageRef, open_item, probe_item
 
-from .records import ChunkResult, ImageRecord, image_record, refuse_masked
+from .records import ChunkResult, ImageRecord, Prints, refuse_masked
 
 __all__ = [
     "CPU_BATCH_BYTES",
@@ -137,11 +137,13 @@ def array_chunk(task: ArrayTask) -> ChunkResult:
         return _masked_chunk(task, mode, task.mask or MaskOptions(), tag)
     pixels, reasons = read_task(task, mode)
     outcomes: list[ImageRecord | Skipped | None] = []
+    prints = Prints(mode)
     for offset, reason in enumerate(reasons):
         if reason is not None or pixels is None:
             outcomes.append(Skipped(task.ref(task.start + offset).name, reason or "unreadable"))
         else:
-            outcomes.append(image_record(Decoded(pixels[offset], task.probe.native), mode))
+            outcomes.append(prints.record(Decoded(pixels[offset], task.probe.native)))
+    prints.finish(outcomes)
     hist = None
     if task.reduce and pixels is not None:
         keep = [i for i, r in enumerate(reasons) if r is None]
@@ -189,12 +191,13 @@ def _masked_chunk(
         hist = reduced.hist
         moments = iter(reduced.moments)
     outcomes: list[ImageRecord | Skipped | None] = []
+    prints = Prints(mode)
     for offset, reason in enumerate(reasons):
         if reason is not None or pixels is None:
             outcomes.append(Skipped(task.ref(task.start + offset).name, reason or "unreadable"))
             continue
-        record = image_record(Decoded(colours[offset], task.probe.native), mode)
-        outcomes.append(replace(record, moments=next(moments)))
+        outcomes.append(prints.record(Decoded(colours[offset], task.probe.native), next(moments)))
+    prints.finish(outcomes)
     return ChunkResult(outcomes, [None] * len(outcomes), hist)
 
 

@@ -11,8 +11,11 @@ a temporary name and renamed, by the driver as results arrive in order.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +25,8 @@ import numpy as np
 from normstat._version import __version__
 from normstat.errors import OutputError
 from normstat.fileops import atomic_write_bytes, open_regular
+from normstat.fingerprints import Reference
+from normstat.fingerprints.reference import REF_BYTES
 from normstat.options import RANGE_BINS, ComputeOptions, MaskOptions
 from normstat.readers import Skipped
 from normstat.reduce import FloatMoments, IntMoments
@@ -32,8 +37,9 @@ from .records import ChunkResult, ImageRecord
 
 __all__ = ["FORMAT", "Partials"]
 
-FORMAT = "normstat/partial@1"
+FORMAT = "normstat/partial@2"  # @2: records carry their reference (@1 partials are redone)
 MAX_PARTIAL_BYTES = 256 << 20
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -184,6 +190,7 @@ def _encode_outcome(o: ImageRecord | Skipped | None) -> Any:
         for m in o.moments
     ]
     row = [o.native, moments, o.pixel_hash.hex(), o.dhash, o.height, o.width, o.phash]
+    row.append(_encode_ref(o.ref))
     if o.products is not None:  # ints exactly; floats as JSON keeps them (shortest repr)
         row.append(list(o.products))
     return row
@@ -203,7 +210,7 @@ def _decode_outcome(o: Any) -> ImageRecord | Skipped | None:
     if isinstance(o, dict):
         path, reason = o["skip"]
         return Skipped(str(path), str(reason))
-    native, moments, pixel_hash, dhash, height, width, phash, *rest = o
+    native, moments, pixel_hash, dhash, height, width, phash, ref, *rest = o
     if len(rest) > 1:
         raise ValueError("bad record")
     products = None if not rest else tuple(_number(v) for v in rest[0])
@@ -219,7 +226,45 @@ def _decode_outcome(o: Any) -> ImageRecord | Skipped | None:
         int(width),
         int(phash),
         products,
+        _decode_ref(ref),
     )
+
+
+def _encode_ref(ref: Reference | None) -> Any:
+    """The thumbnail in base64; lo, hi and the colour as JSON numbers, which give float32
+    values back exactly (Python writes the shortest repr of their float64)."""
+    if ref is None:
+        return None
+    return [base64.b64encode(ref.thumb).decode("ascii"), ref.lo, ref.hi, list(ref.colour)]
+
+
+def _decode_ref(ref: Any) -> Reference:
+    """ValueError unless ``ref`` is a reference as ``_encode_ref`` writes one: 1,024 bytes of
+    thumbnail, lo <= hi, and finite float32 values."""
+    if not isinstance(ref, list) or len(ref) != 4 or not isinstance(ref[0], str):
+        raise ValueError("bad reference")
+    try:
+        thumb = base64.b64decode(ref[0], validate=True)
+    except binascii.Error:
+        raise ValueError("bad reference thumbnail") from None
+    if len(thumb) != REF_BYTES:
+        raise ValueError("bad reference thumbnail")
+    colour = ref[3]
+    if not isinstance(colour, list) or len(colour) != 3:
+        raise ValueError("bad reference colour")
+    lo, hi, r, g, b = (_float32(v) for v in (ref[1], ref[2], *colour))
+    if not lo <= hi:
+        raise ValueError("bad reference range")
+    return Reference(thumb, lo, hi, (r, g, b))
+
+
+def _float32(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError("bad reference number")
+    f = float(v)
+    if not math.isfinite(f) or abs(f) > _F32_MAX or float(np.float32(f)) != f:
+        raise ValueError("bad reference number")
+    return f
 
 
 def _number(v: Any) -> int | float:

@@ -14,8 +14,10 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
+
 from normstat.errors import InputError, ManifestError
-from normstat.fingerprints import FingerprintRows, Fingerprints
+from normstat.fingerprints import FingerprintRows, Fingerprints, Reference
 from normstat.manifest import Stats, document
 from normstat.readers import Skipped
 
@@ -74,9 +76,10 @@ def _overlap(parts: Sequence[Stats], a: int, b: int, name: str) -> InputError:
 def _merged_rows(parts: Sequence[Stats], fps: list[Fingerprints]) -> FingerprintRows:
     """Every part's rows in one pass's order; InputError on the first image or container two
     parts share."""
-    rows = FingerprintRows(lambda root: root)
+    rows = FingerprintRows(lambda root: root, references=True)
     last: tuple[tuple[Any, ...], int] | None = None
     streams = [_rows(k, fp) for k, fp in enumerate(fps)]
+    refs = [_stored(fp) for fp in fps]
     for key, k, i in heapq.merge(*streams, key=lambda row: row[0]):
         if last is not None and last[0][:3] == key[:3] and last[1] != k:
             raise _overlap(parts, last[1], k, fps[k].path(i))
@@ -90,8 +93,27 @@ def _merged_rows(parts: Sequence[Stats], fps: list[Fingerprints]) -> Fingerprint
             int(fp.phash[i]) if fp.phash is not None else 0,
             int(fp.height[i]),
             int(fp.width[i]),
+            _reference(refs[k], i),
         )
     return rows
+
+
+Stored = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _stored(fp: Fingerprints) -> Stored:
+    """A part's stored references: thumbnails (a plain view of the mapped file: a memmap costs
+    microseconds per row indexed), ranges, colours."""
+    assert fp.thumb is not None and fp.thumb_range is not None and fp.colour is not None
+    return np.asarray(fp.thumb), fp.thumb_range, fp.colour
+
+
+def _reference(stored: Stored, i: int) -> Reference:
+    """Row ``i``'s reference as it was stored (float32 values: exact as floats)."""
+    thumb, lohi, colour = stored
+    lo, hi = lohi[i].tolist()
+    r, g, b = colour[i].tolist()
+    return Reference(thumb[i].tobytes(), lo, hi, (r, g, b))
 
 
 def _skipped(parts: Sequence[Stats], fps: list[Fingerprints]) -> list[Skipped]:
@@ -124,6 +146,10 @@ def merge(parts: Sequence[Stats]) -> Stats:
             raise ManifestError(part.path, "manifest has no fingerprints to merge")
         if part.fingerprints.phash is None:
             raise ManifestError(part.path, "sidecar predates perceptual hashes; recompute it")
+        if part.fingerprints.thumb is None:
+            raise ManifestError(
+                part.path, "sidecar predates stored verification data; recompute it"
+            )
         fps.append(part.fingerprints)
     _compatible(parts)
     moments = parts[0].partial()
