@@ -22,7 +22,7 @@ import normstat
 from normstat.fileops import sha256_file
 from normstat.fingerprints import phash_of, thumbnail
 from normstat.manifest.sidecar import write_sidecar
-from normstat.verbs.check.candidates import NO_PHASH
+from normstat.verbs.check.run import LEGACY, NO_PHASH
 from normstat.verbs.check.hamming import HammingIndex, guaranteed_radius
 
 # --------------------------------------------------------------------------------------------
@@ -150,6 +150,17 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     return SimpleNamespace(base=base, train=train, test=test, pairs=pairs, stats=stats)
 
 
+CHANGES = {  # the transformation check reports for each planted one
+    "jpeg.png": "re-encoded",
+    "half.png": "resized",
+    "double.png": "resized",
+    "crop.png": "cropped",
+    "brighter.png": "brighter",
+    "darker.png": "darker",
+    "mirror.png": "mirrored",
+}
+
+
 def test_every_planted_transformation_is_found(planted: SimpleNamespace) -> None:
     report = normstat.check(planted.test, planted.stats, workers=1)
     found = {Path(x.test).name: x for x in report.leaked}
@@ -158,8 +169,16 @@ def test_every_planted_transformation_is_found(planted: SimpleNamespace) -> None
         assert Path(leak.train).name == planted.pairs[test]
         assert leak.kind == "near"
         assert normstat.api.DEFAULT_THRESHOLD <= leak.score <= 1
-        assert leak.distance is not None and 0 <= leak.distance <= 10
+        assert leak.distinct is not None and leak.distinct >= normstat.api.DEFAULT_MARGIN
+        assert leak.distance is not None and 0 <= leak.distance <= 12
         assert leak.mirrored is (test == "mirror.png")
+        assert leak.transform is not None and CHANGES[test] in leak.transform["changes"], leak
+    crop = found["crop.png"].transform
+    assert crop is not None and crop["scale"] == 1.0
+    w, h = Image.open(planted.test / "crop.png").size
+    assert crop["crop"] == pytest.approx([10 / w, 0, (w - 4) / w, (h - 9) / h])  # the planted box
+    assert found["half.png"].transform["scale"] == pytest.approx(0.5)  # type: ignore[index]
+    assert report.look_alikes == []
     assert report.checked == len(TRANSFORMS) + 1
     assert report.threshold == normstat.api.DEFAULT_THRESHOLD
 
@@ -170,12 +189,18 @@ def test_cli_reports_near_leaks_in_table_and_json(planted: SimpleNamespace) -> N
     report = json.loads(result.stdout)
     assert report["schema"] == "normstat/leak-report@1"
     assert report["threshold"] == normstat.api.DEFAULT_THRESHOLD
+    assert report["margin"] == normstat.api.DEFAULT_MARGIN
+    assert report["fail_on"] == "leak" and report["look_alikes"] == []
+    assert report["verification"] == "stored"
+    fields = {"test", "train", "kind", "score", "distance", "mirrored", "distinct", "transform"}
     for item in report["leaked"]:
-        assert set(item) == {"test", "train", "kind", "score", "distance", "mirrored"}
+        assert set(item) == fields | {"row"}
         assert item["kind"] == "near"
+        assert {"mirrored", "crop", "scale", "gain", "changes"} <= set(item["transform"])
     result = invoke("check", planted.test, "--stats", planted.stats, "-w", "1")
     assert result.exit_code == 1, describe(result)
     assert "near, mirrored" in result.stdout
+    assert "near, cropped" in result.stdout
     assert f"LEAKED: {len(TRANSFORMS)}" in result.stdout
 
 
@@ -183,6 +208,16 @@ def test_threshold_one_reports_only_perfect_agreement(planted: SimpleNamespace) 
     report = normstat.check(planted.test, planted.stats, workers=1, threshold=1.0)
     assert all(x.score >= 1.0 for x in report.leaked)
     assert len(report.leaked) < len(TRANSFORMS)
+
+
+def test_a_higher_margin_moves_weaker_copies_to_the_look_alikes(planted: SimpleNamespace) -> None:
+    everything = normstat.check(planted.test, planted.stats, workers=1)
+    weakest = min(x.distinct for x in everything.leaked if x.distinct is not None)
+    report = normstat.check(planted.test, planted.stats, workers=1, margin=weakest * 1.01)
+    assert len(report.leaked) == len(everything.leaked) - 1
+    assert [x.distinct for x in report.look_alikes] == [weakest]
+    assert report.look_alikes[0].kind == "look-alike"
+    assert not report.clean  # the others still leak
 
 
 def test_threshold_out_of_range_is_a_usage_error(planted: SimpleNamespace) -> None:
@@ -247,6 +282,7 @@ def test_old_sidecar_without_phash_checks_exact_copies_only(
     stats = normstat.Stats.load(str(manifest))
     assert stats.fingerprints is not None and stats.fingerprints.phash is not None
     stats.fingerprints.phash = None  # what normstat 0.1 wrote
+    stats.fingerprints.thumb = stats.fingerprints.thumb_range = stats.fingerprints.colour = None
     sidecar = folder / data["sidecar"]["path"]
     with open(sidecar, "wb") as fh:
         write_sidecar(stats.fingerprints, fh, stats.histogram)
@@ -307,7 +343,22 @@ def test_image_contributing_twice_is_a_warning(tmp_path: Path) -> None:
     assert "2 times" in report.warnings[0] and "one.png" in report.warnings[0]
 
 
-def test_candidate_gone_or_changed_is_a_warning_not_a_leak(tmp_path: Path) -> None:
+def _without_references(manifest: Path) -> None:
+    """Rewrite a manifest's sidecar as normstat 0.2 wrote it: no stored references."""
+    data = json.loads(manifest.read_text())
+    stats = normstat.Stats.load(str(manifest))
+    fp = stats.fingerprints
+    assert fp is not None and fp.thumb is not None
+    fp.thumb = np.array(fp.thumb)  # a copy: the file it maps is rewritten next
+    fp.thumb = fp.thumb_range = fp.colour = None
+    sidecar = manifest.parent / data["sidecar"]["path"]
+    with open(sidecar, "wb") as fh:
+        write_sidecar(fp, fh, stats.histogram)
+    data["sidecar"]["sha256"] = sha256_file(str(sidecar))
+    manifest.write_text(json.dumps(data))
+
+
+def _two_copies(tmp_path: Path) -> tuple[Path, Path, Path]:
     train, test = tmp_path / "train", tmp_path / "test"
     train.mkdir()
     test.mkdir()
@@ -320,11 +371,38 @@ def test_candidate_gone_or_changed_is_a_warning_not_a_leak(tmp_path: Path) -> No
     a.save(test / "a.png")
     b.save(test / "b.png")
     normstat.compute(train, workers=1).save(str(tmp_path / "stats.json"))
-    assert len(normstat.check(test, tmp_path / "stats.json", workers=1).leaked) == 2
+    return train, test, tmp_path / "stats.json"
+
+
+def test_no_train_file_is_read_the_references_are_stored(tmp_path: Path) -> None:
+    train, test, manifest = _two_copies(tmp_path)
+    shutil.rmtree(train)  # the train split is gone (or in object storage)
+    report = normstat.check(test, manifest, workers=1)
+    assert sorted((Path(x.test).name, x.kind) for x in report.leaked) == [
+        ("a.png", "near"),
+        ("b.png", "near"),
+    ]
+    assert report.warnings == [] and report.verification == "stored"
+
+
+def test_manifest_without_references_reads_the_train_files_and_says_so(tmp_path: Path) -> None:
+    train, test, manifest = _two_copies(tmp_path)
+    stored = normstat.check(test, manifest, workers=1)
+    _without_references(manifest)
+    report = normstat.check(test, manifest, workers=1)
+    assert LEGACY in report.warnings and report.verification == "files"
+    assert [(x.test, x.train, x.kind) for x in report.leaked] == [
+        (x.test, x.train, x.kind) for x in stored.leaked
+    ]
+    for old, new in zip(stored.leaked, report.leaked, strict=True):
+        assert new.score == pytest.approx(old.score, abs=1e-6)  # the same references, read
+    result = invoke("check", test, "--stats", manifest, "-w", "1")
+    assert result.exit_code == 1, describe(result)
+    assert "predates stored verification data" in result.stderr
 
     (train / "a.png").unlink()
-    scene(rng).save(train / "b.png")  # same name, other pixels
-    report = normstat.check(test, tmp_path / "stats.json", workers=1)
+    scene(np.random.default_rng(99)).save(train / "b.png")  # same name, other pixels
+    report = normstat.check(test, manifest, workers=1)
     assert report.leaked == []
     gone = [w for w in report.warnings if "a.png" in w and "cannot verify" in w]
     changed = [w for w in report.warnings if "changed since" in w]

@@ -96,8 +96,8 @@ def features(thumbs: np.ndarray) -> np.ndarray:
     """Band features of thumbnails (n, 32, 32), any real dtype: (n, DIMS) float32, the LOW
     unit vector then the BAND one (a flat thumbnail gives zeros, which agree with nothing)."""
     c = coefficients(thumbs)
-    low = _unit((c[:, :LOW_KEEP, :LOW_KEEP] * _LOW).reshape(len(c), -1))
-    band = _unit((c * _BAND).reshape(len(c), -1))
+    low = _unit((c[:, :LOW_KEEP, :LOW_KEEP] * _LOW).reshape(len(c), LOW_DIMS))
+    band = _unit((c * _BAND).reshape(len(c), KEEP * KEEP))
     return np.concatenate([low, band], axis=1)
 
 

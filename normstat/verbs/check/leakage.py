@@ -84,7 +84,7 @@ class LeakReport:
     def to_json(self) -> dict[str, Any]:
         rule = self.rule
         return {
-            "schema": "normstat/leak-report@2",
+            "schema": "normstat/leak-report@1",
             "manifest": self.manifest,
             "checked": self.checked,
             "clean": self.clean,
