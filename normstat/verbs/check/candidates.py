@@ -98,7 +98,10 @@ def search(
     if crops is not None:
         modal = (size[:, 0] == crops[2][0]) & (size[:, 1] == crops[2][1])
     found = []
-    for part, idx, rows in ((~modal, index, None), (modal, *crops[:2]) if crops else (modal, None, None)):
+    for part, idx, rows in (
+        (~modal, index, None),
+        (modal, *crops[:2]) if crops else (modal, None, None),
+    ):
         tests = np.flatnonzero(part)
         if idx is None or not len(tests) or not len(idx):
             continue
@@ -140,7 +143,5 @@ def search(
             if i is not None:
                 merged_box[i], merged_bd[i] = box[j], box_d[j]
         keep = np.sort(first)  # every whole-image find, then the box finds not among them
-        out.append(
-            Found(rows[keep], dist_w[keep], mirror[keep], merged_box[keep], merged_bd[keep])
-        )
+        out.append(Found(rows[keep], dist_w[keep], mirror[keep], merged_box[keep], merged_bd[keep]))
     return out

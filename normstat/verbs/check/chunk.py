@@ -185,7 +185,11 @@ def _from_files(
     for row in rows.tolist():
         root = task.store.roots[int(cols.root[row])] if task.store else ""
         rel = cols.paths[row]
-        dec = None if not stays_inside(rel) else read_reference(task.train, root, rel, mode, task.read)
+        dec = (
+            None
+            if not stays_inside(rel)
+            else read_reference(task.train, root, rel, mode, task.read)
+        )
         expected = bytes(np.asarray(cols.pixel_hash[row]))
         if dec is None or isinstance(dec, Skipped):
             why[row] = CONTRIBUTOR_UNREADABLE
@@ -220,7 +224,9 @@ def _from_files(
                 for r in f.rows[~keep]
             )
         )
-        out.append(Found(*(a[keep] for a in (f.rows, f.distance, f.mirrored, f.box, f.box_distance))))
+        out.append(
+            Found(*(a[keep] for a in (f.rows, f.distance, f.mirrored, f.box, f.box_distance)))
+        )
     return refs, out, problems
 
 

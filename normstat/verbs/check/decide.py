@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FLOOR", "Rule", "Decision", "colour_agrees", "decide"]
+__all__ = ["FLOOR", "Decision", "Rule", "colour_agrees", "decide"]
 
 FLOOR = 1e-6  # the least disagreement counted (1 - agreement), so ratios stay finite
 

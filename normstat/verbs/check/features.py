@@ -78,7 +78,7 @@ _BAND = (_R1 - _R2).astype(np.float32)
 _LOW[0, 0] = _BAND[0, 0] = 0  # the DC term: brightness
 _ODD = np.zeros((KEEP, KEEP), dtype=np.float32)
 _ODD[:, 1::2] = 1  # odd horizontal frequencies: a mirror flips their sign
-_MIRROR = (1 - 2 * np.concatenate([_ODD[:LOW_KEEP, :LOW_KEEP].ravel(), _ODD.ravel()]))
+_MIRROR = 1 - 2 * np.concatenate([_ODD[:LOW_KEEP, :LOW_KEEP].ravel(), _ODD.ravel()])
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

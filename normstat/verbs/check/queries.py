@@ -4,12 +4,12 @@ look for it among the contributors.
 
 Hashes: the whole image, its mirror image, and 48 crop boxes; an image smaller than ``SMALL``
 a side also at twice and half its size (the thumbnail of a 14×14 copy of a 28×28 digit is
-blurrier than the digit's own, and its hash farther than a re-encoding's). A contributor may be a crop of the
-test image by up to 10 % per side, so the test image is also hashed cropped to 95 % and 90 % of
-each side at the start, centre and end (7 choices per axis, 49 boxes with the whole): one of them
-lies within 2.5 % of any such crop, near enough for the hash to agree. Box thumbnails are area
-averages taken by two small matrix products on a work copy of the image (at most ``WORK``
-pixels a side), not by one resize each: they only seek candidates; what verifies a candidate
+blurrier than the digit's own, and its hash farther than a re-encoding's). A contributor may be
+a crop of the test image by up to 10 % per side, so the test image is also hashed cropped to
+95 % and 90 % of each side at the start, centre and end (7 choices per axis, 49 boxes with the
+whole): one of them lies within 2.5 % of any such crop, near enough for the hash to agree. Box
+hashes come from two small matrix products on a work copy of the image (at most ``WORK`` pixels
+a side), not from one resize each: they only seek candidates; what verifies a candidate
 is computed the way compute made its thumbnail.
 """
 
@@ -26,7 +26,18 @@ from normstat.fingerprints.hashes import PHASH_DCT, phash_of_coefficients
 from normstat.fingerprints.reference import FLAT_RANGE, mean_colour
 from normstat.modes import Mode
 
-__all__ = ["BOXES", "WORK", "Batch", "Prepared", "box_hashes", "box_thumb", "prepare", "prints", "stretch_all", "work_gray"]
+__all__ = [
+    "BOXES",
+    "WORK",
+    "Batch",
+    "Prepared",
+    "box_hashes",
+    "box_thumb",
+    "prepare",
+    "prints",
+    "stretch_all",
+    "work_gray",
+]
 
 WORK = 128  # the work copy's largest side
 

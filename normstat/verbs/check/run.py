@@ -16,9 +16,17 @@ from normstat.manifest import Stats
 from normstat.options import CheckOptions
 from normstat.readers import Skipped
 from normstat.sources import Source, for_roots
-from normstat.verbs.common import ImageRef, Progress, first_name, image_refs, none_read, scan, tick
+from normstat.verbs.common import (
+    ImageRef,
+    Progress,
+    first_name,
+    image_refs,
+    none_read,
+    run_chunks,
+    scan,
+    tick,
+)
 from normstat.verbs.common import reading as _reading
-from normstat.verbs.common import run_chunks
 
 from .chunk import ChunkTask, Outcome, check_chunk
 from .decide import Rule

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -73,7 +73,7 @@ class StoreSpec:
 class Columns:
     """The contributors' columns in a worker, mapped on first use and kept for the process."""
 
-    _cache: dict[str, Columns] = {}
+    _cache: ClassVar[dict[str, Columns]] = {}
 
     def __init__(self, spec: StoreSpec) -> None:
         self.spec = spec
@@ -115,7 +115,9 @@ def _save(folder: str, name: str, arr: np.ndarray) -> MappedArray:
     return MappedArray(path, offset, dtype.str, tuple(shape), _stamp(path))
 
 
-def _modal_size(heights: np.ndarray, widths: np.ndarray) -> tuple[tuple[int, int] | None, np.ndarray]:
+def _modal_size(
+    heights: np.ndarray, widths: np.ndarray
+) -> tuple[tuple[int, int] | None, np.ndarray]:
     """The size most contributors have, when at least half do, and the rows of other sizes.
     A dataset of one image size (MNIST, a resized ImageNet) then searches crops, which have
     another size, among those few rows instead of the crowd of its look-alikes."""
@@ -136,7 +138,9 @@ def _mapped(arr: np.ndarray) -> MappedArray | None:
         return None
     if arr.base is None or getattr(arr, "offset", None) is None:
         return None
-    return MappedArray(arr.filename, int(arr.offset), arr.dtype.str, arr.shape, _stamp(arr.filename))
+    return MappedArray(
+        arr.filename, int(arr.offset), arr.dtype.str, arr.shape, _stamp(arr.filename)
+    )
 
 
 def build_store(fp: Fingerprints) -> StoreSpec:
@@ -155,10 +159,10 @@ def build_store(fp: Fingerprints) -> StoreSpec:
             for name, arr in HammingIndex(phash[others]).arrays().items():
                 arrays[f"crop.{name}"] = _save(folder, f"crop.{name}", arr)
         for name in _SMALL:
-            arr = getattr(fp, name, None)
-            if arr is not None:
-                arrays[name] = _save(folder, name, np.asarray(arr))
-        thumb = getattr(fp, "thumb", None)
+            column = getattr(fp, name, None)
+            if column is not None:
+                arrays[name] = _save(folder, name, np.asarray(column))
+        thumb = fp.thumb
         if thumb is not None:
             arrays["thumb"] = _mapped(thumb) or _save(folder, "thumb", np.asarray(thumb))
         roots: tuple[str, ...] = ()

@@ -10,8 +10,8 @@ import numpy as np
 
 from normstat.fingerprints import Fingerprints
 
-from .features import features, mirrored, paired
 from .candidates import nearest
+from .features import features, mirrored, paired
 from .hamming import HammingIndex
 
 __all__ = ["contributor_warnings", "test_duplicate_warnings"]
@@ -57,7 +57,9 @@ def test_duplicate_warnings(
     qi, ti, dist = HammingIndex(phash).search(phash, TWIN_RADIUS, probe=1, ordered=False)
     other = qi != ti
     qi, ti, _, _ = nearest(qi[other], ti[other], dist[other], np.zeros_like(qi[other]), TWINS)
-    keep = (qi < ti) & np.array([hashes[a] != hashes[b] for a, b in zip(qi, ti)], dtype=bool)
+    keep = (qi < ti) & np.array(
+        [hashes[a] != hashes[b] for a, b in zip(qi, ti, strict=True)], dtype=bool
+    )
     qi, ti = qi[keep], ti[keep]
     if not len(qi):
         return out
