@@ -22,8 +22,8 @@ import normstat
 from normstat.fileops import sha256_file
 from normstat.fingerprints import phash_of, thumbnail
 from normstat.manifest.sidecar import write_sidecar
-from normstat.verbs.check.run import LEGACY, NO_PHASH
 from normstat.verbs.check.hamming import HammingIndex, guaranteed_radius
+from normstat.verbs.check.run import LEGACY, NO_PHASH
 
 # --------------------------------------------------------------------------------------------
 # the index
