@@ -4,15 +4,14 @@ clean splits, check ÷ compute time, and imagededup's PHash as a peer row, per d
 For each dataset (benchmarks/leaksets.py: photos, digits, glyphs from disjoint fonts, thin
 strokes, flat/two-tone) and each transformation, a sample of test images is copied into train
 with that transformation, alone (one run per transformation, one copy per test image), and
-``normstat check`` runs on that sample; a test image is found when the report names its planted
-copy. The clean run checks the whole test split against the plain train split (nothing
-planted): every test image reported is a false flag. Runs use ``--threshold`` (default 0.5, the
-lowest) so scores below the default show; figures are counted at the default threshold (as
-main's check does: the threshold only filters verified scores), and ``--at-default`` runs check
-at the default threshold itself.
+``normstat check`` runs on that sample at its default settings; a test image is found when the
+report's leaks name its planted copy (a copy listed only as a look-alike is missed, and its
+distinctness shown). The clean run checks the whole test split against the plain train split
+(nothing planted): every test image reported as leaked is a false flag (the gate fails on it);
+look-alikes listed for review are counted apart.
 
 Usage: python benchmarks/leaks.py [--quick | --full] [--only NAME ...] [--workers N]
-       [--peer-python PATH | --no-peer] [--keep DIR]
+       [--margin M] [--peer-python PATH | --no-peer] [--keep DIR]
 Needs: pip install -r benchmarks/requirements.txt; the peer: see benchmarks/README.md.
 """
 
@@ -42,7 +41,7 @@ import normstat
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from leaksets import DATASETS, KINDS, PRESETS, Size, plant
 
-DEFAULT = float(normstat.api.DEFAULT_THRESHOLD)
+DEFAULT = float(normstat.api.DEFAULT_MARGIN)
 PEER = Path(__file__).resolve().parent / "leaks_peer.py"
 
 
@@ -109,7 +108,7 @@ def _leaks(report: Any) -> list[dict[str, Any]]:
     return [dict(leak) for leak in report.to_json()["leaked"]]
 
 
-def measure(layout: Layout, workers: int, threshold: float) -> dict[str, Any]:
+def measure(layout: Layout, workers: int, margin: float) -> dict[str, Any]:
     """normstat's figures: clean run, time, and one planted run per transformation."""
     work = layout.root / "manifests"
     work.mkdir()
@@ -118,7 +117,7 @@ def measure(layout: Layout, workers: int, threshold: float) -> dict[str, Any]:
     plain.save(str(work / "plain.json"))
 
     def check(test: Path, manifest: Path) -> Any:
-        return normstat.check(test, manifest, workers=workers, threshold=threshold)
+        return normstat.check(test, manifest, workers=workers, margin=margin)
 
     clean, t_check = _timed(lambda: check(layout.test, work / "plain.json"))
     # Each planted manifest is train's merged with its planted sample's: train is decoded once
@@ -126,21 +125,25 @@ def measure(layout: Layout, workers: int, threshold: float) -> dict[str, Any]:
     # options), as a sample alone can have another majority: a lossless WebP copy of an L image
     # decodes as RGB.
     plain_part = normstat.compute(layout.plain, mode=plain.mode, workers=workers)
-    best: dict[str, float] = {}
-    for leak in _leaks(clean):
-        best[leak["test"]] = max(best.get(leak["test"], 0.0), float(leak["score"]))
-    flags = sorted(((s, t) for t, s in best.items() if s >= DEFAULT), reverse=True)
-    near = sorted(((s, t) for t, s in best.items() if s < DEFAULT), reverse=True)
+    flags = sorted(
+        ((float(x["distinct"] or 0), float(x["score"]), x["test"]) for x in _leaks(clean)),
+        reverse=True,
+    )
+    looks = sorted(
+        (float(x["distinct"]), x["test"]) for x in clean.to_json()["look_alikes"]
+    )[::-1]
     out: dict[str, Any] = {
         "train": layout.n_train,
         "test": layout.n_test,
         "clean": {
             "checked": clean.checked,
-            "flagged": len(flags),
-            "rate": len(flags) / max(1, clean.checked),
-            "flag_scores": [round(s, 4) for s, _ in flags],
-            "flags": [t for _, t in flags[:10]],
-            "closest_below": [[round(s, 4), t] for s, t in near[:5]],
+            "flagged": len({t for _, _, t in flags}),
+            "rate": len({t for _, _, t in flags}) / max(1, clean.checked),
+            "flag_distinct": [round(d, 2) for d, _, _ in flags],
+            "flag_scores": [round(s, 4) for _, s, _ in flags],
+            "flags": [t for _, _, t in flags[:10]],
+            "look_alikes": len(looks),
+            "closest_below": [[round(d, 2), t] for d, t in looks[:5]],
             "warnings": len(clean.warnings),
         },
         "time": {
@@ -156,26 +159,27 @@ def measure(layout: Layout, workers: int, threshold: float) -> dict[str, Any]:
         sample = normstat.compute(planted, mode=plain.mode, workers=workers)
         normstat.merge([plain_part, sample]).save(str(manifest))
         report = check(ktest, manifest)
-        own: dict[str, float] = {}
+        own: set[str] = set()
         other: set[str] = set()
+        listed: dict[str, float] = {}  # copies only listed as look-alikes: their distinctness
         for leak in _leaks(report):
-            test, train, score = Path(leak["test"]), Path(leak["train"]), float(leak["score"])
+            test, train = Path(leak["test"]), Path(leak["train"])
             mine = train.resolve().parent == planted.resolve() and train.stem == test.stem
-            if mine:
-                own[test.stem] = max(own.get(test.stem, 0.0), score)
-            elif score >= DEFAULT:
-                other.add(test.stem)
+            (own if mine else other).add(test.stem)
+        for leak in report.to_json()["look_alikes"]:
+            test, train = Path(leak["test"]), Path(leak["train"])
+            if train.resolve().parent == planted.resolve() and train.stem == test.stem:
+                listed[test.stem] = float(leak["distinct"])
         planted_n = len(list(ktest.iterdir()))
-        found = sum(s >= DEFAULT for s in own.values())
-        missed_scores = sorted(s for s in own.values() if s < DEFAULT)
+        found = len(own)
         out["kinds"][kind] = {
             "planted": planted_n,
             "found": found,
             "missed": planted_n - found,
             "recall": found / planted_n,
             "target": KINDS[kind],
-            "missed_scored": [round(s, 4) for s in missed_scores[-5:]],  # verified, too low
-            "other_flags": len(other),
+            "missed_listed": sorted(round(d, 2) for d in listed.values())[-5:],
+            "other_flags": len(other - own),
         }
     return out
 
@@ -203,30 +207,32 @@ def _pct(num: int, den: int) -> str:
 
 def show(name: str, fig: dict[str, Any], peer_fig: dict[str, Any] | None) -> None:
     t, c = fig["time"], fig["clean"]
-    print(f"\n== {name}: {fig['train']} train, {fig['test']} test; threshold {DEFAULT}")
+    print(f"\n== {name}: {fig['train']} train, {fig['test']} test; margin {fig['margin']}")
     have_peer = bool(peer_fig) and "error" not in peer_fig  # type: ignore[operator]
     head = f"{'transformation':16s} {'planted':>7s} {'found':>6s} {'missed':>6s} {'recall':>8s}"
-    head += f" {'target':>6s}  {'missed, verified below':24s} {'other':>5s}"
+    head += f" {'target':>6s}  {'missed, look-alike at':24s} {'other':>5s}"
     print(head + ("  | PHash found  recall" if have_peer else ""))
     for kind, k in fig["kinds"].items():
         ok = "ok" if k["recall"] >= k["target"] else "MISS"
         row = f"{kind:16s} {k['planted']:7d} {k['found']:6d} {k['missed']:6d} "
         row += f"{_pct(k['found'], k['planted']):>8s} {k['target'] * 100:4.0f}% {ok:4s}"
-        row += f" {','.join(f'{s:.3f}' for s in k['missed_scored'])[:24]:24s} {k['other_flags']:5d}"
+        row += f" {','.join(f'{s:.1f}' for s in k['missed_listed'])[:24]:24s} {k['other_flags']:5d}"
         if have_peer:
             p = peer_fig["kinds"][kind]  # type: ignore[index]
             row += f"  | {p['found']:5d}/{p['planted']:<5d} {_pct(p['found'], p['planted'])}"
         print(row)
     print(
         f"clean (nothing planted): {c['flagged']} of {c['checked']} test images flagged"
-        f" ({_pct(c['flagged'], c['checked']).strip()}), target 0"
+        f" ({_pct(c['flagged'], c['checked']).strip()}), target 0;"
+        f" {c['look_alikes']} look-alikes listed for review"
     )
-    if c["flag_scores"]:
-        print(f"  false flags' scores: {', '.join(f'{s:.3f}' for s in c['flag_scores'][:20])}")
+    if c["flag_distinct"]:
+        shown = ", ".join(f"{d:.1f}" for d in c["flag_distinct"][:20])
+        print(f"  false flags' distinctness: {shown}")
         print(f"  first: {', '.join(Path(p).name for p in c['flags'][:5])}")
     if c["closest_below"]:
-        closest = ", ".join(f"{s:.3f} ({Path(p).name})" for s, p in c["closest_below"])
-        print(f"  closest below {DEFAULT}: {closest}")
+        closest = ", ".join(f"{d:.1f} ({Path(p).name})" for d, p in c["closest_below"])
+        print(f"  most distinct look-alikes (below the margin): {closest}")
     print(
         f"time: compute(test) {t['compute_test_s']:.2f} s, check(test) {t['check_test_s']:.2f} s:"
         f" check ÷ compute {t['check_per_compute']:.1f}× (target ≤ 3×);"
@@ -267,30 +273,29 @@ def main() -> None:
     preset.add_argument("--full", action="store_true", help="Issue-sized sets: hours.")
     parser.add_argument("--only", nargs="+", choices=list(DATASETS), default=None)
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--threshold", type=float, default=0.5, help="check's run threshold")
-    parser.add_argument("--at-default", action="store_true", help="Run check at the default.")
+    parser.add_argument("--margin", type=float, default=DEFAULT, help="check's --margin")
     parser.add_argument("--peer-python", default=os.environ.get("LEAKS_PEER_PYTHON"))
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--keep", type=Path, default=None, help="Build the data here and keep it.")
     args = parser.parse_args()
     name = "quick" if args.quick else "full" if args.full else "default"
     workers = args.workers or len(os.sched_getaffinity(0))
-    threshold = DEFAULT if args.at_default else args.threshold
     python = None if args.no_peer else args.peer_python
     base = args.keep or Path(tempfile.mkdtemp(prefix="normstat-leaks-"))
     if args.keep and base.exists():
         shutil.rmtree(base)
-    print(f"preset {name}, {workers} workers, check run at threshold {threshold},")
-    print(f"figures counted at the default threshold {DEFAULT}; 'other': test images flagged")
-    print("against anything but their own planted copy. Peer: " + (python or "skipped"))
+    print(f"preset {name}, {workers} workers, check at margin {args.margin} (default {DEFAULT});")
+    print("'other': test images flagged against anything but their own planted copy.")
+    print("Peer: " + (python or "skipped"))
     figures: dict[str, Any] = {}
     try:
         for seed, (dataset, size) in enumerate(PRESETS[name].items()):
             if args.only and dataset not in args.only:
                 continue
             layout, t_build = _timed(functools.partial(build, dataset, size, base, seed))
-            fig = measure(layout, workers, threshold)
+            fig = measure(layout, workers, args.margin)
             fig["build_s"] = t_build
+            fig["margin"] = args.margin
             fig["peer"] = peer(layout, python, workers) if python else None
             show(dataset, fig, fig["peer"])
             figures[dataset] = fig
@@ -305,8 +310,8 @@ def main() -> None:
         "date": datetime.date.today().isoformat(),
         "commit": _commit(),
         "normstat": normstat.__version__,
-        "default_threshold": DEFAULT,
-        "run_threshold": threshold,
+        "default_margin": DEFAULT,
+        "margin": args.margin,
         "workers": workers,
         "datasets": figures,
     }

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FLOOR", "Decision", "Rule", "colour_agrees", "decide"]
+__all__ = ["FLOOR", "Decisions", "Rule", "colour_agrees", "decide", "tier"]
 
 FLOOR = 1e-6  # the least disagreement counted (1 - agreement), so ratios stay finite
 
@@ -43,11 +43,38 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class Decision:
-    best: int  # index into the candidates
-    distinct: float
-    tier: str | None  # "leak", "look-alike" or None
-    neighbour: tuple[float, float]  # the nearest other's agreement per band
+class Decisions:
+    """For each test image: its ``best`` entry, how ``distinct`` it is, and the nearest other
+    entry's agreement per band (``near``, (2, n))."""
+
+    best: np.ndarray
+    distinct: np.ndarray
+    near: np.ndarray
+
+
+def decide(
+    scores: np.ndarray, valid: np.ndarray, twins: Callable[[np.ndarray], np.ndarray]
+) -> Decisions:
+    """``scores`` (2, n, m): each test image's agreement with each of its m entries per band
+    (LOW, BAND); ``valid`` (n, m): which entries exist. ``twins(best)`` gives, for the best
+    entry of each test image, (n, m) True for the entries that are copies of it (not its
+    neighbours). A test image without any other entry has no neighbour closer than
+    agreement 0."""
+    n = scores.shape[1]
+    at = np.arange(n)
+    total = np.where(valid, scores.sum(axis=0), -np.inf)
+    best = np.argmax(total, axis=1) if scores.shape[2] else np.zeros(n, dtype=np.int64)
+    s_best = scores[:, at, best] if scores.shape[2] else np.zeros((2, n))
+    others = valid & ~twins(best)
+    if scores.shape[2]:
+        others[at, best] = False
+    near = np.where(others[None], scores, -2.0).max(axis=2) if scores.shape[2] else s_best * 0
+    near = np.where(others.any(axis=1)[None], near, 0.0)
+    near = np.clip(near, -1.0, 1.0 - FLOOR)
+    d_best = np.maximum(1.0 - s_best, FLOOR)
+    distinct = ((1.0 - near) / d_best).max(axis=0)
+    distinct = np.where(valid.any(axis=1), distinct, 0.0)
+    return Decisions(best, distinct, near)
 
 
 def colour_agrees(a: np.ndarray, b: np.ndarray) -> bool:
@@ -62,30 +89,8 @@ def colour_agrees(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.abs(a / sa - b / sb).max() <= 0.04)
 
 
-def decide(
-    scores: np.ndarray,
-    twins_of: Callable[[int], np.ndarray],
-    agree: Callable[[int], float],
-    colour_ok: Callable[[int], bool],
-    rule: Rule,
-) -> Decision | None:
-    """``scores`` (2, m): each candidate's agreement with the test image per band (LOW, BAND).
-    For the best candidate ``b`` the caller tells ``twins_of(b)`` (m,) bool: the candidates
-    that are copies of it; ``agree(b)``: its blurred-thumbnail agreement; ``colour_ok(b)``."""
-    m = scores.shape[1]
-    if m == 0:
+def tier(distinct: float, agreement: float, colour_ok: bool, rule: Rule) -> str | None:
+    """"leak", "look-alike" or None, for a best entry that stands out ``distinct`` times."""
+    if distinct < rule.look or not colour_ok or agreement < rule.threshold:
         return None
-    best = int(np.argmax(scores.sum(axis=0)))
-    others = ~twins_of(best)
-    others[best] = False
-    near = scores[:, others].max(axis=1) if others.any() else np.zeros(2)
-    near = np.clip(near, -1.0, 1.0 - FLOOR)
-    d_best = np.maximum(1.0 - scores[:, best], FLOOR)
-    distinct = float(np.max((1.0 - near) / d_best))
-    tier = None
-    if distinct >= rule.look and colour_ok(best) and agree(best) >= rule.threshold:
-        if distinct >= rule.margin:
-            tier = "leak"
-        elif distinct >= rule.look:
-            tier = "look-alike"
-    return Decision(best, distinct, tier, (float(near[0]), float(near[1])))
+    return "leak" if distinct >= rule.margin else "look-alike"

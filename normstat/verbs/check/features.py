@@ -81,9 +81,11 @@ _ODD[:, 1::2] = 1  # odd horizontal frequencies: a mirror flips their sign
 _MIRROR = 1 - 2 * np.concatenate([_ODD[:LOW_KEEP, :LOW_KEEP].ravel(), _ODD.ravel()])
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
+def _unit(v: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Rows of ``v`` as unit vectors; a row whose norm is rounding noise against ``scale`` (the
+    largest coefficient of its thumbnail, brightness included) becomes zeros."""
     norms = np.sqrt(np.einsum("nd,nd->n", v, v))[:, None]
-    return np.divide(v, norms, out=np.zeros_like(v), where=norms > 1e-12)
+    return np.divide(v, norms, out=np.zeros_like(v), where=norms > 1e-5 * scale[:, None])
 
 
 def coefficients(thumbs: np.ndarray) -> np.ndarray:
@@ -96,8 +98,9 @@ def features(thumbs: np.ndarray) -> np.ndarray:
     """Band features of thumbnails (n, 32, 32), any real dtype: (n, DIMS) float32, the LOW
     unit vector then the BAND one (a flat thumbnail gives zeros, which agree with nothing)."""
     c = coefficients(thumbs)
-    low = _unit((c[:, :LOW_KEEP, :LOW_KEEP] * _LOW).reshape(len(c), LOW_DIMS))
-    band = _unit((c * _BAND).reshape(len(c), KEEP * KEEP))
+    scale = np.abs(c).reshape(len(c), -1).max(axis=1) if len(c) else np.zeros(0, np.float32)
+    low = _unit((c[:, :LOW_KEEP, :LOW_KEEP] * _LOW).reshape(len(c), LOW_DIMS), scale)
+    band = _unit((c * _BAND).reshape(len(c), KEEP * KEEP), scale)
     return np.concatenate([low, band], axis=1)
 
 

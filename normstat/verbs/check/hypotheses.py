@@ -235,7 +235,14 @@ def try_hypotheses(
             hyps[j] = hyp
             scores[:, j] = (hyp.low, hyp.band)
 
-    # Crops: the box finds of another size, best box agreement first.
+    def fits(j: int) -> bool:
+        """Whether candidate ``j`` could be a crop of the test image that kept its pixels."""
+        h, w = (int(v) for v in sizes[j])
+        return w <= test.w and h <= test.h and w >= 0.75 * test.w and h >= 0.75 * test.h
+
+    # Crops: the box finds of another size, best box agreement first; then the whole-image
+    # finds of a crop's size (a small crop can keep the hash of the whole image).
+    tried: list[int] = []
     boxed = np.flatnonzero((f.box >= 0) & other)
     if len(boxed):
         boxes, which = np.unique(f.box[boxed], return_inverse=True)
@@ -245,13 +252,20 @@ def try_hypotheses(
             j = int(boxed[k])
             if s_box[0, k] < PROMISING:
                 break
+            tried.append(j)
             h, w = (int(v) for v in sizes[j])
-            box = BOXES[int(f.box[j])]
-            fits = w <= test.w and h <= test.h and w >= 0.75 * test.w and h >= 0.75 * test.h
-            if fits:
+            if fits(j):
                 keep(j, test.window_hypothesis(cf[j], (w, h)), searched=True)
             else:
-                keep(j, test.box_hypothesis(cf[j], box, (w, h)), searched=True)
+                keep(j, test.box_hypothesis(cf[j], BOXES[int(f.box[j])], (w, h)), searched=True)
+    promising = np.flatnonzero(other & (scores[0, :n] >= PROMISING))
+    for j in promising[np.argsort(-scores[0, promising], kind="stable")].tolist():
+        if len(tried) >= CROP_CAP:
+            break
+        if j not in tried and fits(j):
+            tried.append(j)
+            h, w = (int(v) for v in sizes[j])
+            keep(j, test.window_hypothesis(cf[j], (w, h)), searched=True)
     # Resized copies: the promising finds of another size.
     resizable = np.flatnonzero(other & (scores[0, :n] >= PROMISING))
     for j in resizable[np.argsort(-scores[0, resizable], kind="stable")][:RESIZE_CAP].tolist():

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .candidates import Found
-from .decide import FLOOR, Rule, colour_agrees
+from .decide import Rule, colour_agrees, decide, tier
 from .features import LOW_DIMS, agreement, blurred_score, features, mirrored
 from .hypotheses import PROMISING, Hypothesis, TestImage, try_hypotheses
 from .queries import Batch
@@ -147,26 +147,22 @@ def _verify_part(
         if wanted.any():
             tests[t] = test = TestImage(batch, lo + t)
             try_hypotheses(test, f, cf[t], scores[:, t], other, sizes, hyps[t])
-    # The decision, for all at once: the best entry, its twins, the nearest other.
-    total = scores.sum(axis=0)
-    best = np.argmax(total, axis=1)
     at = np.arange(n)
-    s_best = scores[:, at, best]  # (2, n)
-    hashes = refs.pixel_hash[pos]  # (n, width, 16)
-    same = np.all(hashes == hashes[at, best][:, None, :], axis=2)
-    bf = refs.features[pos[at, best]]  # (n, DIMS): each best entry's features
-    mutual = np.concatenate([_banded(cf, bf), _crossed(bf, sf)], axis=2)
-    twins = same | np.all(mutual >= s_best[:, :, None], axis=0)
-    others = valid & ~twins
-    others[at, best] = False
-    near = np.where(others[None], scores, -2.0).max(axis=2)
-    near = np.where(others.any(axis=1)[None], near, 0.0)
-    near = np.clip(near, -1.0, 1.0 - FLOOR)
-    d_best = np.maximum(1.0 - s_best, FLOOR)
-    distinct = ((1.0 - near) / d_best).max(axis=0)
+
+    def twins(best: np.ndarray) -> np.ndarray:
+        """Entries with the best one's pixels, or at least as close to it in both bands as
+        the test image is: copies of it, not its neighbours."""
+        hashes = refs.pixel_hash[pos]  # (n, width, 16)
+        same = np.all(hashes == hashes[at, best][:, None, :], axis=2)
+        bf = refs.features[pos[at, best]]  # (n, DIMS): each best entry's features
+        mutual = np.concatenate([_banded(cf, bf), _crossed(bf, sf)], axis=2)
+        return same | np.all(mutual >= scores[:, at, best][:, :, None], axis=0)
+
+    decided = decide(scores, valid, twins)
+    best, distinct, near = decided.best, decided.distinct, decided.near
     out: list[Verdict | None] = []
     for t in range(n):
-        if distinct[t] < rule.look or not valid[t, best[t]]:
+        if distinct[t] < rule.look:
             out.append(None)
             continue
         test = tests[t] or TestImage(batch, lo + t)
@@ -223,13 +219,12 @@ def _verdict(
 ) -> Verdict | None:
     """The verdict on test image ``i``'s best entry ``b``, once it stands out: the colour
     test, the agreement threshold, the tier and the transformation found."""
-    if not colour_agrees(batch.colour[i], refs.colour[pos[b]]):
-        return None
     thumb = hyp.thumb if hyp else (test.thumb[:, ::-1] if flipped else test.thumb)
     score = blurred_score(thumb, refs.thumb[pos[b]])
-    if score < rule.threshold:
+    colour_ok = colour_agrees(batch.colour[i], refs.colour[pos[b]])
+    found = tier(distinct, score, colour_ok, rule)
+    if found is None:
         return None
-    tier = "leak" if distinct >= rule.margin else "look-alike"
     transform: dict[str, Any] = {"mirrored": flipped, "crop": None, "scale": None}
     if hyp is not None:
         transform.update(hyp.transform)
@@ -244,7 +239,7 @@ def _verdict(
     if b < len(f.rows):
         distance = int(f.distance[b]) if f.distance[b] >= 0 else int(f.box_distance[b])
     return Verdict(
-        tier,
+        found,
         int(rows[b]),
         score,
         distinct,
