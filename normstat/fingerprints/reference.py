@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -82,12 +83,14 @@ def reference_of(thumb: np.ndarray, pixels: np.ndarray, max_value: float) -> Ref
 
 _F32_MAX = float(np.finfo(np.float32).max)
 _PEAK = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}  # integer pixels' largest value
+_SMALL_BYTES = 4 << 20  # small integer images held for one summing per shape, at most
 
 
 class References:
     """The references of a chunk's images, made as it is read: ``add`` keeps each image's
-    thumbnail and a few sums (never its pixels), ``finish`` stretches every thumbnail in a few
-    array operations. Each equals ``reference_of``'s, field for field, except that a mean colour
+    thumbnail and a few sums (the pixels only of small integer images, up to 4 MB, to sum them a
+    stack of one shape at a time), ``finish`` stretches every thumbnail in a few array
+    operations. Each equals ``reference_of``'s, field for field, except that a mean colour
     past float32's range (float64 data beyond 3.4e38), infinite in ``reference_of``, is kept at
     float32's largest value, so that a stored reference is always finite."""
 
@@ -96,19 +99,41 @@ class References:
         self._thumbs: list[np.ndarray] = []
         self._eight: list[bool] = []
         self._colours: list[tuple[float, ...]] = []  # a colour, or integer sums and a count
+        self._small: dict[tuple[Any, ...], list[tuple[int, np.ndarray]]] = {}
+        self._small_bytes = 0
 
     def __len__(self) -> int:
         return len(self._thumbs)
 
     def add(self, thumb: np.ndarray, pixels: np.ndarray) -> None:
         """Image ``pixels`` (H×W×C), whose hash thumbnail is ``thumb``."""
+        at = len(self._thumbs)
         self._thumbs.append(thumb)
         self._eight.append(pixels.dtype == np.uint8)
-        if pixels.dtype in _PEAK and pixels.size:
-            self._colours.append(_channel_sums(pixels))
-        else:
+        if pixels.dtype not in _PEAK or not pixels.size:
             with np.errstate(over="ignore"):  # float64 past float32: kept finite below
                 self._colours.append(tuple(map(_finite, mean_colour(pixels, self.max_value))))
+        elif (
+            pixels.shape[0] * pixels.shape[1] <= _SAMPLE  # sampled whole
+            and self._small_bytes + pixels.nbytes <= _SMALL_BYTES
+        ):
+            self._small.setdefault((pixels.shape, pixels.dtype), []).append((at, pixels))
+            self._small_bytes += pixels.nbytes
+            self._colours.append(())  # summed with its shape's stack
+        else:
+            self._colours.append(_channel_sums(pixels))
+
+    def _sum_small(self) -> None:
+        """The colour sums of the small images held, one stack of each shape at a time."""
+        for (shape, dtype), group in self._small.items():
+            h, w, c = shape
+            acc = np.uint32 if h * w * _PEAK[dtype] < 1 << 32 else np.uint64
+            stack = np.stack([px for _, px in group]).reshape(len(group), h * w, c)
+            totals = stack[..., : 3 if c >= 3 else 1].sum(axis=1, dtype=acc).tolist()
+            for (at, _), sums in zip(group, totals, strict=True):
+                r, g, b = sums if c >= 3 else sums * 3
+                self._colours[at] = (r, g, b, h * w)
+        self._small, self._small_bytes = {}, 0
 
     def finish(self, stacked: np.ndarray | None = None) -> list[Reference]:
         """The references of the images added, in order; ``stacked``: their thumbnails as one
@@ -135,6 +160,7 @@ class References:
         q = t.astype(np.uint8)
         q[~shaped] = 0
         data, size = q.tobytes(), THUMB * THUMB
+        self._sum_small()
         colours = self._means()
         self._thumbs, self._eight, self._colours = [], [], []
         return [
