@@ -129,9 +129,7 @@ def measure(layout: Layout, workers: int, margin: float) -> dict[str, Any]:
         ((float(x["distinct"] or 0), float(x["score"]), x["test"]) for x in _leaks(clean)),
         reverse=True,
     )
-    looks = sorted(
-        (float(x["distinct"]), x["test"]) for x in clean.to_json()["look_alikes"]
-    )[::-1]
+    looks = sorted((float(x["distinct"]), x["test"]) for x in clean.to_json()["look_alikes"])[::-1]
     out: dict[str, Any] = {
         "train": layout.n_train,
         "test": layout.n_test,

@@ -128,9 +128,7 @@ def main() -> None:
         else:
             wrong += 1
     sidecar = sum(p.stat().st_size for p in folder.glob("train-*.npz"))
-    print(
-        f"check: {fig['seconds']:.1f} s end to end (target < 120 s); checked {fig['checked']:,}"
-    )
+    print(f"check: {fig['seconds']:.1f} s end to end (target < 120 s); checked {fig['checked']:,}")
     print(
         f"found: {exact}/{args.planted} exact, {near}/{args.planted} near copies;"
         f" {wrong} other test images flagged (target 0); {fig['look_alikes']} look-alikes"

@@ -25,13 +25,17 @@ from normstat.fingerprints import thumbnail
 
 from .candidates import Found
 from .features import agreement, features, mirrored, paired
-from .queries import BOXES, Batch, box_thumb, stretch_all
+from .queries import BOXES, Batch, box_thumb, stretch_all, window_weights
 
 __all__ = ["PROMISING", "Hypothesis", "TestImage", "try_hypotheses"]
 
 PROMISING = 0.8  # LOW agreement a candidate needs before hypotheses are tried on it
 RESIZE_CAP = 4
 CROP_CAP = 2
+BOX_PROMISING = 0.5  # a box find's LOW agreement before its crop is searched (the box grid
+# is 2.5 % off at worst: on fine texture that costs more than a re-encoding does)
+WINDOWS = 64  # window positions tried one by one; beyond, a coarse search on the work copy first
+WORK_WINDOWS = 16  # window positions per axis of that coarse search, at most
 CROP_AGREEMENT = (0.99, 0.95)  # LOW and BAND agreement a searched crop needs
 _FILTERS = {
     "box": Image.Resampling.BOX,
@@ -110,8 +114,9 @@ class TestImage:
 
     def window_hypothesis(self, target: np.ndarray, size: tuple[int, int]) -> Hypothesis:
         """A window of exactly ``size`` (w, h) pixels anywhere in the image (a crop, which kept
-        its pixels): every position when there are at most WINDOWS, else a grid of them, then
-        a finer search around the best."""
+        its pixels): every position when there are at most ``WINDOWS``; else every position of
+        the work copy (area averages, a few matrix products), then a finer search around the
+        best with the image's own pixels."""
         cw, ch = size
         xs, ys = self.w - cw, self.h - ch  # the largest offsets
         seen: dict[tuple[int, int], tuple[float, np.ndarray, np.ndarray]] = {}
@@ -132,8 +137,12 @@ class TestImage:
                 for y in range(cy - reach, cy + reach + 1, step)
             ]
 
-        step = max(1, -(-max(xs, ys) // 7))
-        score(grid(step, xs // 2, ys // 2, step * 4))
+        if (xs + 1) * (ys + 1) <= WINDOWS:
+            step = 1
+            score(grid(1, xs // 2, ys // 2, max(xs, ys)))
+        else:
+            x, y, step = self._coarse_window(target, size)
+            score(grid(step, x, y, step))
         while step > 1:
             x, y = max(seen, key=lambda p: seen[p][0])
             step = max(1, step // 2)
@@ -142,6 +151,23 @@ class TestImage:
         _, s_best, thumb = seen[(x, y)]
         crop = [x / self.w, y / self.h, (x + cw) / self.w, (y + ch) / self.h]
         return Hypothesis(float(s_best[0]), float(s_best[1]), thumb, {"crop": crop, "scale": 1.0})
+
+    def _coarse_window(self, target: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int]:
+        """The window position (image pixels) whose area-averaged thumbnail on the work copy
+        agrees best, and the step (image pixels) of that search."""
+        cw, ch = size
+        hw, ww = self.work.shape
+        span = max(self.w - cw, self.h - ch)
+        stride = max(1, round(self.w / ww), -(-span // (WORK_WINDOWS - 1)))  # image pixels
+        xs = list(range(0, self.w - cw + 1, stride))
+        ys = list(range(0, self.h - ch + 1, stride))
+        wx = window_weights(ww, tuple((x / self.w, (x + cw) / self.w) for x in xs))
+        wy = window_weights(hw, tuple((y / self.h, (y + ch) / self.h) for y in ys))
+        cols = np.matmul(self.work[None], wx.transpose(0, 2, 1))  # (nx, hw, 32)
+        thumbs = np.matmul(wy[:, None], cols[None]).reshape(-1, 32, 32)  # (ny * nx, 32, 32)
+        s = agreement(features(thumbs), target[None])[:, :, 0].sum(axis=0)
+        k = int(np.argmax(s))
+        return xs[k % len(xs)], ys[k // len(xs)], stride
 
     def box_hypothesis(self, target: np.ndarray, box: Box, size: tuple[int, int]) -> Hypothesis:
         """A box of the contributor's aspect ratio (a crop, resized alike in both directions),
@@ -250,7 +276,7 @@ def try_hypotheses(
         s_box = paired(box_feats[which], cf[boxed])
         for k in np.argsort(-s_box.sum(axis=0), kind="stable")[:CROP_CAP].tolist():
             j = int(boxed[k])
-            if s_box[0, k] < PROMISING:
+            if s_box[0, k] < BOX_PROMISING:
                 break
             tried.append(j)
             h, w = (int(v) for v in sizes[j])

@@ -36,6 +36,7 @@ __all__ = [
     "prepare",
     "prints",
     "stretch_all",
+    "window_weights",
     "work_gray",
 ]
 
@@ -104,6 +105,11 @@ def work_gray(gray: Image.Image) -> np.ndarray:
     small = gray.reduce(factor) if factor > 1 else gray
     arr = np.asarray(small, dtype=np.float32)
     return arr / np.float32(255) if small.mode == "L" else arr
+
+
+def window_weights(n: int, fractions: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """``_weights`` of intervals that are not cached (one search's windows)."""
+    return _weights.__wrapped__(n, fractions)
 
 
 @functools.lru_cache(maxsize=64)
