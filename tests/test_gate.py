@@ -14,7 +14,7 @@ from helpers import describe, invoke
 from PIL import Image, ImageDraw, ImageFilter
 
 import normstat
-from normstat.fingerprints import phash_of
+from normstat.fingerprints import phash_of, thumbnail
 from normstat.verbs.check.candidates import nearest
 from normstat.verbs.check.decide import FLOOR, Rule, colour_agrees, decide, tier
 from normstat.verbs.check.features import agreement, blurred_score, features, mirrored
@@ -245,3 +245,20 @@ def test_report_is_the_same_for_any_number_of_workers(strokes: tuple[Path, Path,
     two = normstat.check(work, manifest, workers=2).to_json()
     assert one == two
     assert {Path(x["test"]).name for x in one["leaked"]} == {"leak_jpeg.jpg", "leak_mirror.png"}
+
+
+def test_small_images_are_also_hashed_as_their_resized_copies_would_be() -> None:
+    """The 2× and 0.5× thumbnails of small images, made by two linear maps per size, are
+    those Pillow makes of the resized image (within the rounding of 8-bit resampling)."""
+    from normstat.verbs.check.queries import _rescaled
+
+    rng = np.random.default_rng(3)
+    images = [stroke(rng) for _ in range(8)]
+    works = np.stack([np.asarray(im, np.float32) / 255 for im in images])
+    got = _rescaled(works)
+    for i, im in enumerate(images):
+        for k, scale in enumerate((2.0, 0.5)):
+            side = round(28 * scale)
+            want = thumbnail(im.resize((side, side), Image.Resampling.BILINEAR)) / 255
+            assert np.abs(got[i, k] - want).max() < 0.02
+            assert bin(int(phash_of(want)) ^ int(phash_of(got[i, k]))).count("1") <= 4

@@ -76,7 +76,6 @@ class Prepared:
     gray: Image.Image
     factor: int
     work: np.ndarray
-    scaled: np.ndarray  # (2, 32, 32): thumbnails of the image at 2× and 0.5× (small images)
 
 
 @dataclass
@@ -178,6 +177,38 @@ def stretch_all(thumbs01: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, np.stack([lo, hi], axis=1)
 
 
+@functools.lru_cache(maxsize=64)
+def _rescale_weights(n: int, scale: float) -> np.ndarray:
+    """(THUMB, n): an axis of n pixels resized by ``scale`` (bilinear), then made a thumbnail
+    (box), as one linear map: Pillow's own resampling applied to each unit impulse."""
+    out = np.zeros((THUMB, n), dtype=np.float32)
+    size = max(1, round(n * scale))
+    for k in range(n):
+        impulse = np.zeros((1, n), dtype=np.float32)
+        impulse[0, k] = 1
+        line = Image.fromarray(impulse).resize((size, 1), Image.Resampling.BILINEAR)
+        out[:, k] = _thumb_axis(line)
+    return out
+
+
+def _thumb_axis(line: Image.Image) -> np.ndarray:
+    """The thumbnail's resampling of one row (a BOX resize to THUMB, as ``thumbnail``)."""
+    small = line.resize((THUMB, 1), Image.Resampling.BOX, reducing_gap=2.0)
+    return np.asarray(small, dtype=np.float32)[0]
+
+
+def _rescaled(works: np.ndarray) -> np.ndarray:
+    """Thumbnails of small images (n, h, w) in [0, 1] resized 2× and 0.5×: (n, 2, 32, 32). A
+    14×14 copy of a 28×28 digit has a blurrier thumbnail than the digit's own, and a hash
+    farther than a re-encoding's: these are what such copies hash like."""
+    n, h, w = works.shape
+    out = np.empty((n, 2, THUMB, THUMB), dtype=np.float32)
+    for k, scale in enumerate((2.0, 0.5)):
+        ay, ax = _rescale_weights(h, scale), _rescale_weights(w, scale)
+        out[:, k] = np.matmul(np.matmul(ay[None], works), ax.T[None])
+    return out
+
+
 def prepare(pixels: np.ndarray, mode: Mode, image: Image.Image | None = None) -> Prepared:
     """An H×W×C image in the manifest's ``mode`` (with the decoder's Pillow image, when it kept
     one), reduced to what check keeps of it. The hash thumbnail is made exactly as compute made
@@ -187,12 +218,6 @@ def prepare(pixels: np.ndarray, mode: Mode, image: Image.Image | None = None) ->
     if gray.mode == "L":
         thumb = thumb / np.float32(255)
     factor = max(1, -(-max(gray.size) // HYPOTHESES))
-    scaled = np.stack([thumb, thumb])
-    if max(gray.size) < SMALL:  # a thumbnail of a resized copy differs from the image's
-        for k, scale in enumerate((2.0, 0.5)):
-            size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
-            t = thumbnail(gray.resize(size, Image.Resampling.BILINEAR))
-            scaled[k] = t / np.float32(255) if gray.mode == "L" else t
     return Prepared(
         pixel_hash(pixels, mode.name),
         (int(pixels.shape[0]), int(pixels.shape[1])),
@@ -201,7 +226,6 @@ def prepare(pixels: np.ndarray, mode: Mode, image: Image.Image | None = None) ->
         gray.reduce(factor) if factor > 1 else gray,
         factor,
         work_gray(gray),
-        scaled,
     )
 
 
@@ -214,9 +238,12 @@ def prints(prepared: list[Prepared]) -> Batch:
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, p in enumerate(prepared):
         groups.setdefault(p.work.shape, []).append(i)
+    scaled = np.stack([thumbs, thumbs], axis=1)  # (n, 2, 32, 32): at 2× and at 0.5×
     for members in groups.values():
-        boxes[members] = box_hashes(np.stack([prepared[i].work for i in members]))
-    scaled = np.stack([p.scaled for p in prepared])
+        works = np.stack([prepared[i].work for i in members])
+        boxes[members] = box_hashes(works)
+        if max(works.shape[1:]) < SMALL and all(prepared[i].factor == 1 for i in members):
+            scaled[members] = _rescaled(works)
     phashes = np.stack(
         [phash_of(thumbs), phash_of(thumbs, mirrored=True), *phash_of(scaled).T], axis=1
     )
