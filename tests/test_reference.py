@@ -400,6 +400,20 @@ def _rewrite(manifest: Path, arrays: dict[str, np.ndarray]) -> None:
     manifest.write_text(json.dumps(data))
 
 
+@pytest.fixture
+def mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sidecars of any size map their thumbnails (from 65,536 rows otherwise)."""
+    monkeypatch.setattr("normstat.manifest.sidecar.MAP_ROWS", 0)
+
+
+def test_small_sidecars_read_their_thumbnails(saved: Path) -> None:
+    """A mapping faults if its file is cut short under it: small tables are read instead."""
+    fp = normstat.Stats.load(str(saved)).fingerprints
+    assert fp is not None and fp.thumb is not None and not isinstance(fp.thumb, np.memmap)
+    assert np.array_equal(fp.thumb, _arrays(saved)["thumb"])
+
+
+@pytest.mark.usefixtures("mapping")
 def test_loading_maps_the_thumbnails_from_the_sidecar(saved: Path) -> None:
     stats = normstat.Stats.load(str(saved))
     fp = stats.fingerprints
@@ -413,6 +427,7 @@ def test_loading_maps_the_thumbnails_from_the_sidecar(saved: Path) -> None:
     assert stored["thumb"].dtype == np.uint8 and stored["thumb"].any()
 
 
+@pytest.mark.usefixtures("mapping")
 def test_a_member_with_a_local_extra_field_maps_at_its_data(saved: Path) -> None:
     """The data start is read from the member's own local header: past its name and its
     extra field (here an unknown one of 6 bytes)."""

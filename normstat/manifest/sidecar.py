@@ -25,6 +25,7 @@ __all__ = ["SIDECAR_FORMAT", "NpzError", "read_histogram", "read_sidecar", "writ
 SIDECAR_FORMAT = "normstat/fingerprints@1"
 REQUIRED = ("root", "path_offsets", "path_bytes", "pixel_hash", "dhash", "height", "width")
 REFERENCES = ("thumb", "thumb_range", "colour")  # optional: older sidecars lack them
+MAP_ROWS = 1 << 16  # contributors from which the thumbnails are mapped rather than read
 
 
 def write_sidecar(fp: Fingerprints, fh: BinaryIO, histogram: np.ndarray | None = None) -> None:
@@ -155,14 +156,17 @@ def _references(
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """The stored references (``thumb``, ``thumb_range``, ``colour``), all three or none (a
     sidecar written before them). The thumbnails, 1 KiB a row, are mapped from the file, not
-    read; the ranges must be finite with lo <= hi, the colours finite."""
+    read, past ``MAP_ROWS`` rows (64 MiB); fewer are read: a mapping faults (SIGBUS) if the file
+    is cut short under it, which nothing that small is worth. The ranges must be finite with
+    lo <= hi, the colours finite."""
     present = [k for k in REFERENCES if k in npz]
     if not present:
         return None, None, None
     if len(present) < len(REFERENCES):
         missing = [k for k in REFERENCES if k not in npz]
         raise NpzError(f"holds {', '.join(present)} but lacks {', '.join(missing)}")
-    thumb = npz.mapped("thumb", "uint8", _exact((rows, THUMB, THUMB)))
+    load = npz.mapped if rows >= MAP_ROWS else npz.array
+    thumb = load("thumb", "uint8", _exact((rows, THUMB, THUMB)))
     lohi = npz.array("thumb_range", "float32", _exact((rows, 2)))
     colour = npz.array("colour", "float32", _exact((rows, 3)))
     if not bool(np.isfinite(lohi).all()) or bool(np.any(lohi[:, 0] > lohi[:, 1])):
