@@ -55,6 +55,25 @@ def sidecar_of(manifest: Path) -> Path:
     return manifest.with_name(data["sidecar"]["path"])
 
 
+def without_references(manifest: Path) -> None:
+    """Rewrite a saved manifest's sidecar as normstat 0.2 wrote it: no stored references, so
+    check reads candidates from the train files."""
+    import normstat
+    from normstat.fileops import sha256_file
+    from normstat.manifest.sidecar import write_sidecar
+
+    data = json.loads(manifest.read_text())
+    stats = normstat.Stats.load(str(manifest))
+    fp = stats.fingerprints
+    assert fp is not None and fp.thumb is not None
+    fp.thumb = fp.thumb_range = fp.colour = None
+    sidecar = manifest.parent / data["sidecar"]["path"]
+    with open(sidecar, "wb") as fh:
+        write_sidecar(fp, fh, stats.histogram)
+    data["sidecar"]["sha256"] = sha256_file(str(sidecar))
+    manifest.write_text(json.dumps(data))
+
+
 def copy_manifest(manifest: Path, folder: Path) -> Path:
     """A private copy (manifest + sidecar) in ``folder`` that a test may damage."""
     side = sidecar_of(manifest)

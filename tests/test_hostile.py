@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import describe, invoke
+from helpers import describe, invoke, without_references
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -317,12 +317,14 @@ def test_apply_on_the_odd_images_skips_exactly_what_compute_skipped(tmp_path: Pa
 
 def test_unreadable_contributors_reported_alike_whatever_the_reason(tmp_path: Path) -> None:
     """Whether a contributor is missing, unreadable or not an image, check says the same: its
-    warnings must not tell what exists behind a name a manifest gives."""
+    warnings must not tell what exists behind a name a manifest gives (a manifest without
+    stored references, whose candidates check reads from their files)."""
     src = tmp_path / "train"
     base = RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     src.mkdir()
     Image.fromarray(base).save(src / "a.png")
     stats = _manifest(src, tmp_path / "stats.json")
+    without_references(stats)
     test = tmp_path / "test"
     test.mkdir()
     near = np.clip(base.astype(np.int16) + 6, 0, 255).astype(np.uint8)

@@ -99,7 +99,7 @@ def test_tiny_run_counts_every_lossless_copy(
     monkeypatch.setattr(leaks, "KINDS", kinds)
     layout = leaks.build("strokes", leaksets.Size(40, 8, 4), tmp_path, seed=0)
     assert sorted(layout.kinds) == sorted(kinds)
-    fig = leaks.measure(layout, workers=1, threshold=0.5)
+    fig = leaks.measure(layout, workers=1, margin=leaks.DEFAULT)
     for kind in ("exact", "png"):
         assert fig["kinds"][kind]["planted"] == 4
         assert fig["kinds"][kind]["found"] == 4, fig["kinds"][kind]

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import brute_force, describe, invoke
+from helpers import brute_force, describe, invoke, without_references
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
@@ -343,21 +343,6 @@ def test_image_contributing_twice_is_a_warning(tmp_path: Path) -> None:
     assert "2 times" in report.warnings[0] and "one.png" in report.warnings[0]
 
 
-def _without_references(manifest: Path) -> None:
-    """Rewrite a manifest's sidecar as normstat 0.2 wrote it: no stored references."""
-    data = json.loads(manifest.read_text())
-    stats = normstat.Stats.load(str(manifest))
-    fp = stats.fingerprints
-    assert fp is not None and fp.thumb is not None
-    fp.thumb = np.array(fp.thumb)  # a copy: the file it maps is rewritten next
-    fp.thumb = fp.thumb_range = fp.colour = None
-    sidecar = manifest.parent / data["sidecar"]["path"]
-    with open(sidecar, "wb") as fh:
-        write_sidecar(fp, fh, stats.histogram)
-    data["sidecar"]["sha256"] = sha256_file(str(sidecar))
-    manifest.write_text(json.dumps(data))
-
-
 def _two_copies(tmp_path: Path) -> tuple[Path, Path, Path]:
     train, test = tmp_path / "train", tmp_path / "test"
     train.mkdir()
@@ -388,7 +373,7 @@ def test_no_train_file_is_read_the_references_are_stored(tmp_path: Path) -> None
 def test_manifest_without_references_reads_the_train_files_and_says_so(tmp_path: Path) -> None:
     train, test, manifest = _two_copies(tmp_path)
     stored = normstat.check(test, manifest, workers=1)
-    _without_references(manifest)
+    without_references(manifest)
     report = normstat.check(test, manifest, workers=1)
     assert LEGACY in report.warnings and report.verification == "files"
     assert [(x.test, x.train, x.kind) for x in report.leaked] == [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import describe, invoke
+from helpers import describe, invoke, without_references
 from PIL import Image
 
 import normstat
@@ -87,12 +87,19 @@ def test_check_reads_test_stacks_and_verifies_against_train_stacks(
 
 
 def test_check_warns_when_a_train_stack_changed(split: dict[str, Path]) -> None:
-    """The train stack rewritten after compute: its image cannot be verified, and says so."""
+    """The train stack rewritten after compute: with stored references nothing is read and
+    the copy is still found; a manifest without them reads the stack, which cannot verify its
+    image any more, and says so."""
     test = split["tmp"] / "test"
     test.mkdir()
     one = np.load(split["train"] / "one.npy")
     np.save(test / "near.npy", np.clip(one.astype(np.int32) + 12, 0, 255).astype(np.uint8))
     np.save(split["train"] / "one.npy", _digits(50)[45])
+    report = normstat.check(test, str(split["stats"]), workers=1)
+    assert [(leak.train, leak.kind) for leak in report.leaked] == [
+        (str(split["train"] / "one.npy"), "near")
+    ]
+    without_references(split["stats"])
     report = normstat.check(test, str(split["stats"]), workers=1)
     assert report.leaked == []
     assert any("changed since" in w for w in report.warnings), report.warnings

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from helpers import invoke
+from helpers import invoke, without_references
 from PIL import Image
 
 import normstat
@@ -286,8 +286,9 @@ def test_apply_resumes_from_s3_while_the_versions_hold(
 def test_check_reopens_train_contributors_from_s3(
     bucket: S3Server, split: dict[str, Any], tmp_path: Path, workers: int
 ) -> None:
-    """The near-duplicate is verified against the train pixels, read back from S3. One worker:
-    a local test split, credentials from the environment; two: the test split in S3 too, and
+    """The near-duplicate is verified against the stored references, no train object read;
+    for a manifest without them, against the train pixels read back from S3. One worker: a
+    local test split, credentials from the environment; two: the test split in S3 too, and
     the credentials as storage_options."""
     options = bucket.options if workers > 1 else None
     stats = normstat.compute("s3://bkt/train", workers=workers, storage_options=options)
@@ -304,14 +305,22 @@ def test_check_reopens_train_contributors_from_s3(
     if workers > 1:
         _upload(bucket, test, "bkt", "test", create=False)
         where = "s3://bkt/test"
-    with bucket.requests() as requests:
-        report = normstat.check(where, manifest, workers=workers, storage_options=options)
-    found = {(leak.test.removeprefix(where), leak.train, leak.kind) for leak in report.leaked}
-    assert found == {
+    want = {
         ("/copy.bmp", "s3://bkt/train/sub/p1.png", "exact"),
         ("/half.png", "s3://bkt/train/p4.png", "near"),
     }
+    with bucket.requests() as requests:
+        report = normstat.check(where, manifest, workers=workers, storage_options=options)
+    found = {(leak.test.removeprefix(where), leak.train, leak.kind) for leak in report.leaked}
+    assert found == want
     assert report.checked == 3 and not report.warnings
+    assert not any("/bkt/train/" in r for r in requests), requests
+    without_references(manifest)
+    with bucket.requests() as requests:
+        report = normstat.check(where, manifest, workers=workers, storage_options=options)
+    found = {(leak.test.removeprefix(where), leak.train, leak.kind) for leak in report.leaked}
+    assert found == want
+    assert report.checked == 3 and report.verification == "files"
     assert any(r.startswith("GET /bkt/train/p4.png") for r in requests), requests
 
 
