@@ -28,6 +28,7 @@ __all__ = [
     "REF_BYTES",
     "Reference",
     "References",
+    "channel_sums",
     "reference_of",
     "references_of",
     "stretched",
@@ -121,7 +122,7 @@ class References:
             self._small_bytes += pixels.nbytes
             self._colours.append(())  # summed with its shape's stack
         else:
-            self._colours.append(_channel_sums(pixels))
+            self._colours.append(channel_sums(pixels))
 
     def _sum_small(self) -> None:
         """The colour sums of the small images held, one stack of each shape at a time."""
@@ -191,7 +192,7 @@ def references_of(
     return refs.finish()
 
 
-def _channel_sums(pixels: np.ndarray) -> tuple[int, int, int, int]:
+def channel_sums(pixels: np.ndarray) -> tuple[int, int, int, int]:
     """The sums of channels 0-2 (or of channel 0, thrice) over ``mean_colour``'s strided sample
     of an integer image, and its pixel count. A photograph's sampled rows are summed whole
     first (a contiguous pass): 7× faster than gathering its sample."""

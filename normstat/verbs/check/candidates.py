@@ -85,12 +85,14 @@ def search(
     heights: np.ndarray,
     widths: np.ndarray,
     crops: Crops | None = None,
+    boxed: np.ndarray | None = None,
 ) -> list[Found]:
     """Candidates of each test image, from its whole-image hashes ``phash`` (n, k: the image,
     its mirror image, then the image resized, see queries.py) and box hashes ``boxes`` (n,
     48); ``size`` (n, 2) the test images'
     height and width, ``heights`` and ``widths`` the contributors'."""
     n, nq = phash.shape
+    boxed = np.ones(n, dtype=bool) if boxed is None else boxed
     qi, row, dist = index.search(phash.ravel(), RADIUS, probe=1, ordered=False)
     whole = nearest(qi // nq, row, dist, qi % nq, CAP)
     nb = boxes.shape[1]
@@ -116,32 +118,37 @@ def search(
     # dataset of one image size) are no crop candidates.
     test = qi // nb
     other = (heights[row] != size[test, 0]) | (widths[row] != size[test, 1])
-    boxed = nearest(test[other], row[other], dist[other], (qi % nb)[other], CAP_BOX)
+    by_box = nearest(test[other], row[other], dist[other], (qi % nb)[other], CAP_BOX)
     out = []
     w_start = np.searchsorted(whole[0], np.arange(n + 1))
-    b_start = np.searchsorted(boxed[0], np.arange(n + 1))
+    b_start = np.searchsorted(by_box[0], np.arange(n + 1))
     for t in range(n):
         w = slice(w_start[t], w_start[t + 1])
         b = slice(b_start[t], b_start[t + 1])
-        rows = np.concatenate([whole[1][w], boxed[1][b]])
-        _, first = np.unique(rows, return_index=True)
-        k = len(whole[1][w])
-        dist_w = np.full(len(rows), -1, dtype=np.int64)
-        dist_w[:k] = whole[2][w]
-        mirror = np.zeros(len(rows), dtype=bool)
-        mirror[:k] = whole[3][w] == 1
-        box = np.full(len(rows), -1, dtype=np.int64)
-        box[k:] = boxed[3][b]
-        box_d = np.full(len(rows), -1, dtype=np.int64)
-        box_d[k:] = boxed[2][b]
-        # a row found both ways: its whole-image entry, with the box attached
-        merged_box = box.copy()
-        merged_bd = box_d.copy()
-        pos = {int(r): i for i, r in enumerate(rows[:k])}
-        for j in range(k, len(rows)):
-            i = pos.get(int(rows[j]))
-            if i is not None:
-                merged_box[i], merged_bd[i] = box[j], box_d[j]
-        keep = np.sort(first)  # every whole-image find, then the box finds not among them
-        out.append(Found(rows[keep], dist_w[keep], mirror[keep], merged_box[keep], merged_bd[keep]))
+        rows_w, dist_w, mirror = whole[1][w], whole[2][w], whole[3][w] == 1
+        if b.start == b.stop:  # no box find (a dataset of one size): the whole-image finds
+            none = np.full(len(rows_w), -1, dtype=np.int64)
+            out.append(Found(rows_w, dist_w, mirror, none, none.copy()))
+            continue
+        rows_b, dist_b, box_b = by_box[1][b], by_box[2][b], by_box[3][b]
+        box = np.full(len(rows_w), -1, dtype=np.int64)
+        box_d = box.copy()
+        pos = {int(r): i for i, r in enumerate(rows_w)}
+        extra = []
+        for j, r in enumerate(rows_b.tolist()):
+            i = pos.get(r)
+            if i is None:
+                extra.append(j)
+            else:  # found both ways: its whole-image entry, with the box attached
+                box[i], box_d[i] = box_b[j], dist_b[j]
+        extra_i = np.array(extra, dtype=np.int64)
+        out.append(
+            Found(
+                np.concatenate([rows_w, rows_b[extra_i]]),
+                np.concatenate([dist_w, np.full(len(extra_i), -1, dtype=np.int64)]),
+                np.concatenate([mirror, np.zeros(len(extra_i), dtype=bool)]),
+                np.concatenate([box, box_b[extra_i]]),
+                np.concatenate([box_d, dist_b[extra_i]]),
+            )
+        )
     return out

@@ -87,7 +87,7 @@ def check_chunk(task: ChunkTask) -> list[Outcome | Skipped]:
             prepared.append(prepare(dec.pixels, mode, dec.image))
             slots.append(k)
     if prepared:
-        batch = prints(prepared)
+        batch = prints(prepared, _boxed(task.store, prepared))
         verdicts: list[Verdict | None] = [None] * len(batch)
         problems: list[tuple[str, ...]] = [()] * len(batch)
         if task.store is not None:
@@ -100,6 +100,7 @@ def check_chunk(task: ChunkTask) -> list[Outcome | Skipped]:
                 cols.height,
                 cols.width,
                 cols.crop,
+                batch.boxed,
             )
             sample = np.asarray(task.store.sample, dtype=np.int64)
             if task.store.legacy:
@@ -151,6 +152,16 @@ class FeatureCache:
 
 
 _caches: dict[str, FeatureCache] = {}
+
+
+def _boxed(store: StoreSpec | None, prepared: list[Prepared]) -> np.ndarray:
+    """Which test images need box hashes: none when nothing is searched; not those of the size
+    most contributors have when no contributor has another size (a crop has another size)."""
+    if store is None:
+        return np.zeros(len(prepared), dtype=bool)
+    if store.modal is None or "crop_rows" not in store.arrays or store.arrays["crop_rows"].shape[0]:
+        return np.ones(len(prepared), dtype=bool)
+    return np.array([p.size != store.modal for p in prepared], dtype=bool)
 
 
 def _stored(cols: Columns, found: list[Found], sample: np.ndarray) -> Contributors:

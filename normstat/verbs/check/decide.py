@@ -90,7 +90,7 @@ def colour_agrees(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def tier(distinct: float, agreement: float, colour_ok: bool, rule: Rule) -> str | None:
-    """"leak", "look-alike" or None, for a best entry that stands out ``distinct`` times."""
+    """ "leak", "look-alike" or None, for a best entry that stands out ``distinct`` times."""
     if distinct < rule.look or not colour_ok or agreement < rule.threshold:
         return None
     return "leak" if distinct >= rule.margin else "look-alike"

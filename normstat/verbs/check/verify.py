@@ -123,8 +123,12 @@ def _verify_part(
     for t, f in enumerate(part):
         rows[t, : len(f.rows)] = f.rows
     valid = rows >= 0
-    for t, f in enumerate(part):  # a sample row among the candidates counts once
-        valid[t, k:] &= ~np.isin(sample, f.rows)
+    if len(sample):  # a sample row among the candidates counts once
+        owner = np.concatenate([np.full(len(f.rows), t) for t, f in enumerate(part)] + [[]])
+        cands = np.concatenate([f.rows for f in part] + [[]]).astype(np.int64)
+        at = np.minimum(np.searchsorted(sample, cands), len(sample) - 1)
+        hit = sample[at] == cands
+        valid[owner[hit].astype(np.int64), k + at[hit]] = False
     pos = refs.at(np.where(rows >= 0, rows, refs.rows[0] if len(refs.rows) else 0))
     tf = tf_all[lo : lo + n]
     cf = refs.features[pos[:, :k]]  # (n, k, DIMS): the candidates'
