@@ -10,7 +10,8 @@ hypothesis: its thumbnail made from the test image the way compute made the cont
   box of its aspect ratio (a crop, then resized).
 
 Hypotheses are tried only for promising candidates (LOW agreement ≥ ``PROMISING``), at most
-``RESIZE_CAP`` and ``CROP_CAP`` per test image: the work per test image is bounded.
+``RESIZE_CAP`` and ``CROP_CAP`` per test image (``CROP_CAP_SMALL`` for images of at most
+``SMALL_SIDE`` pixels a side, whose windows cost little): the work per test image is bounded.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ __all__ = ["PROMISING", "Hypothesis", "TestImage", "try_hypotheses"]
 PROMISING = 0.8  # LOW agreement a candidate needs before hypotheses are tried on it
 RESIZE_CAP = 4
 CROP_CAP = 2
+CROP_CAP_SMALL = 8
+SMALL_SIDE = 64
 BOX_PROMISING = 0.5  # a box find's LOW agreement before its crop is searched (the box grid
 # is 2.5 % off at worst: on fine texture that costs more than a re-encoding does)
 WINDOWS = 64  # window positions tried one by one; beyond, a coarse search on the work copy first
@@ -274,7 +277,8 @@ def try_hypotheses(
         boxes, which = np.unique(f.box[boxed], return_inverse=True)
         box_feats = features(np.stack([test.boxed(int(b)) for b in boxes]))
         s_box = paired(box_feats[which], cf[boxed])
-        for k in np.argsort(-s_box.sum(axis=0), kind="stable")[:CROP_CAP].tolist():
+        cap = CROP_CAP_SMALL if max(test.w, test.h) <= SMALL_SIDE else CROP_CAP
+        for k in np.argsort(-s_box.sum(axis=0), kind="stable")[:cap].tolist():
             j = int(boxed[k])
             if s_box[0, k] < BOX_PROMISING:
                 break
@@ -286,7 +290,7 @@ def try_hypotheses(
                 keep(j, test.box_hypothesis(cf[j], BOXES[int(f.box[j])], (w, h)), searched=True)
     promising = np.flatnonzero(other & (scores[0, :n] >= PROMISING))
     for j in promising[np.argsort(-scores[0, promising], kind="stable")].tolist():
-        if len(tried) >= CROP_CAP:
+        if len(tried) >= (CROP_CAP_SMALL if max(test.w, test.h) <= SMALL_SIDE else CROP_CAP):
             break
         if j not in tried and fits(j):
             tried.append(j)
