@@ -290,7 +290,9 @@ class CheckOptions:
             raise ValueError("threshold must be in (0, 1]")
         if not self.margin >= 1:
             raise ValueError("margin must be at least 1")
-        if not 1 <= self.look <= self.margin:
-            raise ValueError("the look-alike margin must be between 1 and the margin")
+        if not self.look >= 1:
+            raise ValueError("the look-alike margin must be at least 1")
+        if self.look > self.margin:  # a lower --margin alone lowers the look-alikes' too
+            object.__setattr__(self, "look", self.margin)
         if self.fail_on not in FAIL_ON:
             raise ValueError(f"fail-on must be one of {', '.join(FAIL_ON)}")

@@ -145,7 +145,8 @@ def test_rule_values_are_checked() -> None:
     with pytest.raises(ValueError, match="margin"):
         normstat.api.CheckOptions(margin=0.5)
     with pytest.raises(ValueError, match="look-alike"):
-        normstat.api.CheckOptions(margin=5, look=6)
+        normstat.api.CheckOptions(look=0.5)
+    assert normstat.api.CheckOptions(margin=3).look == 3  # a lower margin lowers it too
     with pytest.raises(ValueError, match="fail-on"):
         normstat.api.CheckOptions(fail_on="warning")
 
