@@ -29,7 +29,7 @@ from .verify import Contributors, Verdict, verify
 
 __all__ = ["CONTRIBUTOR_UNREADABLE", "ChunkTask", "Outcome", "check_chunk"]
 
-LEGACY_CAP = 16  # candidates per test image read from their files (manifests before 0.3)
+LEGACY_CAP = 16  # candidates per test image read from their files (manifests without references)
 CACHED = 1 << 15  # contributors' features a worker keeps between chunks (100 MB)
 
 # Contributors are named by the manifest, which may have been tampered with: reading one must

@@ -43,7 +43,7 @@ NO_PHASH = (
 )
 LEGACY = (
     "manifest predates stored verification data: near-duplicate candidates are read from the "
-    "train files (recompute the statistics with normstat >= 0.3 to check without them)"
+    "train files (recompute the statistics with this version to check without them)"
 )
 
 
