@@ -153,7 +153,12 @@ class TestImage:
         x, y = max(seen, key=lambda p: seen[p][0])
         _, s_best, thumb = seen[(x, y)]
         crop = [x / self.w, y / self.h, (x + cw) / self.w, (y + ch) / self.h]
-        return Hypothesis(float(s_best[0]), float(s_best[1]), thumb, {"crop": crop, "scale": 1.0})
+        return Hypothesis(
+            float(s_best[0]),
+            float(s_best[1]),
+            thumb,
+            {"mirrored": False, "crop": crop, "scale": 1.0},
+        )
 
     def _coarse_window(self, target: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int]:
         """The window position (image pixels) whose area-averaged thumbnail on the work copy
@@ -228,7 +233,10 @@ class TestImage:
         crop = [round(float(v), 4) for v in b_best]
         scale = cw / max(1e-9, (b_best[2] - b_best[0]) * self.w)
         return Hypothesis(
-            float(s_best[0]), float(s_best[1]), t_best, {"crop": crop, "scale": scale}
+            float(s_best[0]),
+            float(s_best[1]),
+            t_best,
+            {"mirrored": False, "crop": crop, "scale": scale},
         )
 
     def box_thumbs(self, boxes: list[np.ndarray]) -> np.ndarray:
