@@ -93,7 +93,15 @@ def search(
     height and width, ``heights`` and ``widths`` the contributors'."""
     n, nq = phash.shape
     boxed = np.ones(n, dtype=bool) if boxed is None else boxed
-    qi, row, dist = index.search(phash.ravel(), RADIUS, probe=1, ordered=False)
+    # The image's and its mirror image's hashes read every key within a bit of their
+    # substrings; the 2× and 0.5× ones, which a resized copy matches within a few bits, their
+    # own keys only (half the search's time on a crowded set).
+    wide, narrow = phash[:, :2], phash[:, 2:]
+    qi, row, dist = index.search(wide.ravel(), RADIUS, probe=1, ordered=False)
+    qv, rv, dv = index.search(narrow.ravel(), RADIUS, probe=0, ordered=False)
+    k = narrow.shape[1]
+    qi = np.concatenate([(qi // 2) * nq + qi % 2, (qv // max(k, 1)) * nq + qv % max(k, 1) + 2])
+    row, dist = np.concatenate([row, rv]), np.concatenate([dist, dv])
     whole = nearest(qi // nq, row, dist, qi % nq, CAP)
     nb = boxes.shape[1]
     modal = np.zeros(n, dtype=bool)
