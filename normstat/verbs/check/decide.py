@@ -11,7 +11,7 @@ contributors, so that a sparse hash neighbourhood does not read as "nothing like
 
 A copy disagrees with the test image only by its re-encoding noise or resampling: tens to
 thousands of times less than with the nearest other image. A look-alike disagrees about as
-much as its neighbours do (on the benchmark's clean splits, at most ~8 times less). Other
+much as its neighbours do (on the benchmark's clean splits, at most 9.2 times less). Other
 copies of the best match (same pixels, or closer to it than the test image is) are not its
 neighbours: a test image copied from an image the train split holds twice is still found.
 

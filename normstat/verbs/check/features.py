@@ -25,7 +25,6 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "BANDS",
     "DIMS",
     "KEEP",
     "LOW_DIMS",
@@ -43,7 +42,6 @@ KEEP = 24  # DCT frequencies kept per axis
 LOW_KEEP = 14  # of which LOW uses these
 LOW_DIMS = LOW_KEEP * LOW_KEEP  # the LOW features come first
 DIMS = LOW_DIMS + KEEP * KEEP
-BANDS = ("low", "band")
 
 
 def _dct(n: int) -> np.ndarray:
