@@ -40,6 +40,16 @@ class Found:
     box: np.ndarray
     box_distance: np.ndarray
 
+    def take(self, keep: np.ndarray) -> Found:
+        """The candidates ``keep`` (a mask or indices) selects."""
+        return Found(
+            self.rows[keep],
+            self.distance[keep],
+            self.mirrored[keep],
+            self.box[keep],
+            self.box_distance[keep],
+        )
+
 
 def nearest(
     test: np.ndarray, row: np.ndarray, dist: np.ndarray, extra: np.ndarray, cap: int

@@ -235,9 +235,7 @@ def _from_files(
                 for r in f.rows[~keep]
             )
         )
-        out.append(
-            Found(*(a[keep] for a in (f.rows, f.distance, f.mirrored, f.box, f.box_distance)))
-        )
+        out.append(f.take(keep))
     return refs, out, problems
 
 
@@ -253,4 +251,4 @@ def _capped(f: Found) -> Found:
     whole = np.flatnonzero(f.distance >= 0)[:LEGACY_CAP]
     keep[whole] = True
     keep |= f.box >= 0
-    return Found(*(a[keep] for a in (f.rows, f.distance, f.mirrored, f.box, f.box_distance)))
+    return f.take(keep)

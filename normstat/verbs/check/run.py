@@ -70,7 +70,7 @@ def check(
     if not near:
         report.warnings.append(NO_PHASH)
         report.rule = None
-    elif getattr(fp, "thumb", None) is None:
+    elif fp.thumb is None:
         report.warnings.append(LEGACY)
         report.verification = "files"
     spec = build_store(fp) if near else None
