@@ -174,7 +174,7 @@ def _stored(cols: Columns, found: list[Found], sample: np.ndarray) -> Contributo
         cache = _caches[cols.spec.folder] = FeatureCache(cols.spec.rows)
     feats = cache.get(rows, lambda r: np.asarray(cols.thumb[r]))
     return Contributors(
-        np.asarray(cols.thumb[rows]),
+        lambda at: np.asarray(cols.thumb[int(rows[at])]),
         np.asarray(cols.colour[rows]),
         np.stack([np.asarray(cols.height[rows]), np.asarray(cols.width[rows])], axis=1),
         np.asarray(cols.pixel_hash[rows]),
@@ -218,12 +218,14 @@ def _from_files(
             hashes.append(np.frombuffer(expected, np.uint8))
             ok.append(row)
     good = np.array(ok, dtype=np.int64)
+    stacked = np.stack(thumbs) if thumbs else np.zeros((0, 32, 32), np.uint8)
     refs = Contributors(
-        np.stack(thumbs) if thumbs else np.zeros((0, 32, 32), np.uint8),
+        lambda at: stacked[at],
         np.array(colours, np.float32).reshape(-1, 3),
         np.array(sizes, np.int64).reshape(-1, 2),
         np.stack(hashes) if hashes else np.zeros((0, 16), np.uint8),
         good,
+        features(stacked),
     )
     problems = []
     out = []

@@ -10,6 +10,7 @@ another size try hypotheses one by one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,24 +43,25 @@ class Verdict:
 
 
 class Contributors:
-    """The references of contributor rows (stored columns, or read from files): thumbnails
-    (uint8 stretched), colours, sizes, pixel hashes, and their features, computed once."""
+    """The references of contributor rows (stored columns, or read from files): colours,
+    sizes, pixel hashes and features, by position; ``thumb(position)`` gives one thumbnail
+    (uint8 stretched), read only for the matches reported."""
 
     def __init__(
         self,
-        thumb: np.ndarray,
+        thumb: Callable[[int], np.ndarray],
         colour: np.ndarray,
         size: np.ndarray,
         pixel_hash: np.ndarray,
         rows: np.ndarray,
-        feats: np.ndarray | None = None,
+        feats: np.ndarray,
     ) -> None:
         self.rows = rows  # sorted contributor rows these arrays hold
         self.thumb = thumb
         self.colour = colour
         self.size = size
         self.pixel_hash = pixel_hash
-        self.features = features(thumb) if feats is None else feats
+        self.features = feats
 
     def at(self, rows: np.ndarray) -> np.ndarray:
         """Positions of ``rows`` (all held) in these arrays."""
@@ -224,7 +226,7 @@ def _verdict(
     """The verdict on test image ``i``'s best entry ``b``, once it stands out: the colour
     test, the agreement threshold, the tier and the transformation found."""
     thumb = hyp.thumb if hyp else (test.thumb[:, ::-1] if flipped else test.thumb)
-    score = blurred_score(thumb, refs.thumb[pos[b]])
+    score = blurred_score(thumb, refs.thumb(int(pos[b])))
     colour_ok = colour_agrees(batch.colour[i], refs.colour[pos[b]])
     found = tier(distinct, score, colour_ok, rule)
     if found is None:
