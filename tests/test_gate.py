@@ -171,18 +171,20 @@ def stroke(rng: np.random.Generator) -> Image.Image:
     return big.resize((28, 28), Image.Resampling.BOX)
 
 
+def _strokes(folder: Path, n: int, rng: np.random.Generator) -> Path:
+    """``folder`` made and filled with ``n`` strokes."""
+    folder.mkdir()
+    for i in range(n):
+        stroke(rng).save(folder / f"{i:04d}.png")
+    return folder
+
+
 @pytest.fixture(scope="module")
 def strokes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """Disjoint train and test splits of look-alike strokes, and the train manifest."""
     base = tmp_path_factory.mktemp("strokes")
-    train, test = base / "train", base / "test"
-    train.mkdir()
-    test.mkdir()
     rng = np.random.default_rng(20)
-    for i in range(500):
-        stroke(rng).save(train / f"{i:04d}.png")
-    for i in range(60):
-        stroke(rng).save(test / f"{i:04d}.png")
+    train, test = _strokes(base / "train", 500, rng), _strokes(base / "test", 60, rng)
     manifest = base / "stats.json"
     normstat.compute(train, workers=1).save(str(manifest))
     return train, test, manifest
@@ -199,12 +201,8 @@ def test_look_alike_strokes_are_not_leaks(strokes: tuple[Path, Path, Path]) -> N
 
 
 def test_copy_of_an_image_train_holds_twice_is_found(tmp_path: Path) -> None:
-    train, test = tmp_path / "train", tmp_path / "test"
-    train.mkdir()
-    test.mkdir()
     rng = np.random.default_rng(21)
-    for i in range(300):
-        stroke(rng).save(train / f"{i:04d}.png")
+    train, test = _strokes(tmp_path / "train", 300, rng), _strokes(tmp_path / "test", 0, rng)
     original = stroke(rng)
     original.save(train / "twice_a.png")
     original.save(train / "twice_b.bmp")
